@@ -1,0 +1,57 @@
+"""The REST API under ``/api/v1/``: routers from each app, one error shape for all."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from cxm.accounts.api import router as keys_router
+from cxm.core.errors import CxmError
+from cxm.identity.api import router as profiles_router
+
+api = NinjaAPI(
+    title="cxm API",
+    version="1",
+    description="Profiles, timelines and settings of the cxm platform. Authenticate with "
+                "`Authorization: Bearer <key>`; create keys with `cxm keys create`.",
+    urls_namespace="api-v1",
+    docs_url="/docs",
+)
+api.add_router("", profiles_router)
+api.add_router("", keys_router)
+
+
+@api.exception_handler(CxmError)
+def on_cxm_error(request: HttpRequest, error: CxmError) -> HttpResponse:
+    return api.create_response(request, {"code": error.code, "message": error.message},
+                               status=error.status)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request: HttpRequest, error: AuthenticationError) -> HttpResponse:
+    return api.create_response(
+        request, {"code": "unauthorized",
+                  "message": "send a valid API key as 'Authorization: Bearer <key>'"},
+        status=401)
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    codes = {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+    return api.create_response(
+        request, {"code": codes.get(error.status_code, "error"), "message": str(error)},
+        status=error.status_code)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    problems = []
+    for item in error.errors:
+        where = ".".join(str(p) for p in item.get("loc", ()) if p not in {"body", "query"})
+        problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else
+                        str(item.get("msg", "invalid")))
+    return api.create_response(
+        request, {"code": "invalid", "message": "; ".join(problems) or "invalid request",
+                  "errors": error.errors},
+        status=400)

@@ -1,0 +1,105 @@
+"""Typed settings read from ``CXM_*`` environment variables, validated at start-up.
+
+Every setting the platform reads lives here and in ``docs/configuration.md``; nothing else
+reads the environment. Production mode refuses unsafe values instead of warning about them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SECRET = "cxm-insecure-development-secret-change-me"  # noqa: S105 - flagged at start-up
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message names the variable."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    debug: bool
+    production: bool
+    allowed_hosts: list[str]
+    queue: str
+    redis_url: str
+    sqlite_synchronous: str
+    max_message_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    csrf_trusted_origins: list[str] = field(default_factory=list)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+
+def load() -> Config:
+    data_dir = Path(os.environ.get("CXM_DATA_DIR") or Path.cwd() / "cxm-data").resolve()
+    database_url = os.environ.get("CXM_DATABASE_URL") or f"sqlite:///{data_dir / 'cxm.sqlite3'}"
+    production = _bool("CXM_PRODUCTION", False)
+    debug = _bool("CXM_DEBUG", not production)
+    secret_key = os.environ.get("CXM_SECRET_KEY") or DEFAULT_SECRET
+    hosts_raw = os.environ.get("CXM_ALLOWED_HOSTS") or ("" if production else "*")
+    queue = os.environ.get("CXM_QUEUE") or "sqlite"
+    if queue not in {"sqlite", "redis", "immediate"}:
+        raise ConfigError(f"CXM_QUEUE must be sqlite, redis or immediate, got {queue!r}")
+    synchronous = (os.environ.get("CXM_SQLITE_SYNCHRONOUS") or "FULL").upper()
+    if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+        raise ConfigError(f"CXM_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, got {synchronous}")
+    config = Config(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=secret_key,
+        debug=debug,
+        production=production,
+        allowed_hosts=[h.strip() for h in hosts_raw.split(",") if h.strip()],
+        queue=queue,
+        redis_url=os.environ.get("CXM_REDIS_URL") or "redis://127.0.0.1:6379/0",
+        sqlite_synchronous=synchronous,
+        max_message_bytes=_int("CXM_MAX_MESSAGE_BYTES", 32 * 1024),
+        max_batch_bytes=_int("CXM_MAX_BATCH_BYTES", 500 * 1024),
+        csrf_trusted_origins=[
+            o.strip() for o in (os.environ.get("CXM_CSRF_TRUSTED_ORIGINS") or "").split(",")
+            if o.strip()
+        ],
+    )
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    if not config.production:
+        return
+    if config.secret_key == DEFAULT_SECRET or len(config.secret_key) < 32:
+        raise ConfigError("CXM_SECRET_KEY must be set to a random value of 32+ characters "
+                          "when CXM_PRODUCTION is on")
+    if config.debug:
+        raise ConfigError("CXM_DEBUG must be off when CXM_PRODUCTION is on")
+    if not config.allowed_hosts or "*" in config.allowed_hosts:
+        raise ConfigError("CXM_ALLOWED_HOSTS must list the host names when CXM_PRODUCTION is on")

@@ -1,0 +1,1 @@
+"""Shared kernel: base models, audit log, personal-data handling, clock, ids, errors."""

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class IdentityConfig(AppConfig):
+    name = "cxm.identity"
+    label = "identity"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from cxm.identity import actions
+        from cxm.ingest import pipeline
+
+        pipeline.register_resolver(actions.resolve_messages)

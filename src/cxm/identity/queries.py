@@ -1,0 +1,191 @@
+"""Reads of profiles, identities and timelines. Personal values are revealed here, once."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from cxm.core import pii
+from cxm.core.errors import InvalidInput, NotFound
+from cxm.identity.models import Identity, Merge, Profile
+from cxm.ingest import spec
+from cxm.ingest.models import Event
+
+_MAX_MERGE_HOPS = 20
+LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
+
+
+def canonical(profile_id: uuid.UUID) -> Profile:
+    """The profile with this id, or the one it was merged into."""
+    profile = Profile.objects.filter(id=profile_id).first()
+    hops = 0
+    while profile is not None and profile.merged_into_id is not None and hops < _MAX_MERGE_HOPS:
+        profile = Profile.objects.filter(id=profile.merged_into_id).first()
+        hops += 1
+    if profile is None:
+        raise NotFound(f"no profile {profile_id}", code="profile_not_found")
+    return profile
+
+
+def normalize_identifier(kind: str, value: str) -> str:
+    value = value.strip()
+    if kind == "email":
+        email = spec.normalize_email(value)
+        if email is None:
+            raise InvalidInput(f"{value[:60]!r} is not an email address", code="invalid_email")
+        return email
+    if kind == "phone":
+        phone = spec.normalize_phone(value)
+        if phone is None:
+            raise InvalidInput("not a valid phone number (use +<country code> form)",
+                               code="invalid_phone")
+        return phone
+    if not value:
+        raise InvalidInput("identifier value is empty", code="invalid_identifier")
+    return value
+
+
+def by_identifier(kind: str, value: str) -> Profile:
+    if kind not in LOOKUP_KINDS and not kind.startswith(spec.EXTERNAL_PREFIX):
+        raise InvalidInput(f"kind must be one of {', '.join(LOOKUP_KINDS)} or ext:<type>",
+                           code="invalid_kind")
+    key = pii.lookup_key(kind, normalize_identifier(kind, value))
+    identity = Identity.objects.filter(kind=kind, value=key).only("profile_id").first()
+    if identity is None:
+        raise NotFound(f"no profile with that {kind}", code="profile_not_found")
+    return canonical(identity.profile_id)
+
+
+def find_by_any(value: str) -> Profile | None:
+    """Try a value as every kind of identifier (the search box's first guess)."""
+    candidates: list[tuple[str, str]] = []
+    email = spec.normalize_email(value)
+    if email:
+        candidates.append(("email", pii.lookup_key("email", email)))
+    phone = spec.normalize_phone(value)
+    if phone:
+        candidates.append(("phone", pii.lookup_key("phone", phone)))
+    stripped = value.strip()
+    if stripped:
+        candidates.append(("user_id", stripped))
+        candidates.append(("anonymous_id", stripped))
+    query = Q()
+    for kind, key in candidates:
+        query |= Q(kind=kind, value=key)
+    if stripped:
+        query |= Q(kind__startswith=spec.EXTERNAL_PREFIX, value=stripped)
+    if not candidates:
+        return None
+    identity = Identity.objects.filter(query).only("profile_id").first()
+    return canonical(identity.profile_id) if identity else None
+
+
+def search(text: str, limit: int = 25) -> list[Profile]:
+    """Profiles matching an identifier exactly, else by name or email text."""
+    text = text.strip()
+    if not text:
+        return list(Profile.objects.filter(merged_into__isnull=True)
+                    .order_by("-last_seen")[:limit])
+    try:
+        exact = canonical(uuid.UUID(text))
+        return [exact]
+    except (ValueError, NotFound):
+        pass
+    hit = find_by_any(text)
+    if hit is not None:
+        return [hit]
+    # Name and partial-email search work on the stored display fields; with encryption at rest
+    # this becomes a blind-index token search (see core.pii).
+    return list(
+        Profile.objects.filter(merged_into__isnull=True)
+        .filter(Q(display_name__icontains=text) | Q(email__icontains=text))
+        .order_by("-last_seen")[:limit]
+    )
+
+
+def revealed_traits(profile: Profile) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key, entry in profile.traits.items():
+        value = entry.get("value")
+        if isinstance(value, str) and pii.is_personal_trait(key):
+            value = pii.reveal(value)
+        out[key] = {"value": value, "source": entry.get("source", ""), "at": entry.get("at", "")}
+    return out
+
+
+def consent_list(profile: Profile) -> list[dict[str, Any]]:
+    rows = []
+    for key, entry in sorted(profile.consent.items()):
+        channel, _, purpose = key.partition(":")
+        rows.append({"channel": channel, "purpose": purpose, "granted": entry.get("granted"),
+                     "source": entry.get("source", ""), "at": entry.get("at", "")})
+    return rows
+
+
+def identities(profile: Profile) -> list[Identity]:
+    return list(Identity.objects.filter(profile_id=profile.id).order_by("created_at", "id"))
+
+
+def merges(profile: Profile) -> list[Merge]:
+    return list(
+        Merge.objects.filter(Q(survivor_id=profile.id) | Q(merged_id=profile.id)).order_by("-at")
+    )
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    events: list[Event]
+    next_cursor: str | None
+
+
+def _encode_cursor(event: Event) -> str:
+    raw = f"{event.timestamp.isoformat()}|{event.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+        return datetime.fromisoformat(stamp), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor is not valid; use next_cursor from the previous page",
+                           code="invalid_cursor") from None
+
+
+def timeline(
+    profile: Profile, *, limit: int = 50, cursor: str | None = None,
+    channel: str | None = None,
+) -> TimelinePage:
+    """Newest first, keyset-paged (stable while new events arrive)."""
+    if not 1 <= limit <= 500:
+        raise InvalidInput("limit must be between 1 and 500", code="invalid_limit")
+    query = Event.objects.filter(profile_id=profile.id)
+    if channel:
+        if channel not in spec.CHANNELS:
+            raise InvalidInput(f"channel must be one of {', '.join(spec.CHANNELS)}",
+                               code="invalid_channel")
+        query = query.filter(channel=channel)
+    if cursor:
+        stamp, pk = _decode_cursor(cursor)
+        query = query.filter(Q(timestamp__lt=stamp) | Q(timestamp=stamp, id__lt=pk))
+    events = list(query.order_by("-timestamp", "-id")[: limit + 1])
+    next_cursor = _encode_cursor(events[limit - 1]) if len(events) > limit else None
+    return TimelinePage(events[:limit], next_cursor)
+
+
+def channel_counts(profile: Profile) -> dict[str, int]:
+    from django.db.models import Count
+
+    rows = (Event.objects.filter(profile_id=profile.id).values("channel")
+            .annotate(n=Count("id")).order_by("-n"))
+    return {r["channel"]: r["n"] for r in rows}
+
+
+def reveal(stored: str) -> str:
+    return pii.reveal(stored) if stored else ""

@@ -1,0 +1,146 @@
+"""Django settings, built from :mod:`cxm.config` (the only place the environment is read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dj_database_url
+
+from cxm import config as cxm_config
+
+CXM = cxm_config.load()
+CXM.data_dir.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = CXM.secret_key
+DEBUG = CXM.debug
+ALLOWED_HOSTS = CXM.allowed_hosts
+CSRF_TRUSTED_ORIGINS = CXM.csrf_trusted_origins
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "huey.contrib.djhuey",
+    "cxm.core",
+    "cxm.accounts",
+    "cxm.ingest",
+    "cxm.identity",
+    "cxm.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cxm.urls"
+WSGI_APPLICATION = "cxm.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, Any]:
+    db: dict[str, Any] = dict(dj_database_url.parse(CXM.database_url, conn_max_age=600))
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets readers work beside the single writer; IMMEDIATE takes the write lock at
+        # BEGIN so two writers queue on busy_timeout instead of failing mid-transaction.
+        db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                f"PRAGMA synchronous={CXM.sqlite_synchronous};"
+                "PRAGMA foreign_keys=ON;"
+                "PRAGMA cache_size=-65536;"
+                "PRAGMA temp_store=MEMORY;"
+            ),
+        }
+        db["CONN_MAX_AGE"] = 0 if db["NAME"] == ":memory:" else 600
+        db.setdefault("TEST", {})["NAME"] = str(CXM.data_dir / "test.sqlite3")
+    else:
+        db["CONN_HEALTH_CHECKS"] = True
+    return db
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = str(CXM.data_dir / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Request bodies: ingest enforces Segment's own limits; everything else stays small.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if CXM.production:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+HUEY: dict[str, Any]
+if CXM.queue == "redis":
+    HUEY = {"huey_class": "huey.RedisHuey", "name": "cxm", "url": CXM.redis_url}
+else:
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "cxm",
+        "filename": str(CXM.data_dir / "queue.sqlite3"),
+        "immediate": CXM.queue == "immediate",
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
