@@ -71,7 +71,7 @@ def _run_server(host: str, port: int, workers: int, threads: int) -> None:
 
     count = workers or max(2, (os.cpu_count() or 1) * 2)
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
                 "bind": f"{host}:{port}", "workers": count, "threads": threads,
@@ -132,7 +132,7 @@ def keys_list(as_json: JsonFlag = False) -> None:
     _migrate()
     from cxm.accounts.models import ApiKey
 
-    rows = [{"prefix": k.prefix, "name": k.name, "scope": k.scope,
+    rows: list[dict[str, Any]] = [{"prefix": k.prefix, "name": k.name, "scope": k.scope,
              "created_at": k.created_at.isoformat(),
              "revoked": k.revoked_at is not None} for k in ApiKey.objects.order_by("created_at")]
     if as_json:
@@ -140,7 +140,8 @@ def keys_list(as_json: JsonFlag = False) -> None:
         return
     table = Table("prefix", "name", "scope", "created", "revoked")
     for row in rows:
-        table.add_row(row["prefix"], row["name"], row["scope"], row["created_at"][:19],
+        table.add_row(str(row["prefix"]), str(row["name"]), str(row["scope"]),
+                      str(row["created_at"])[:19],
                       "yes" if row["revoked"] else "")
     Console().print(table)
 

@@ -63,7 +63,7 @@ def load() -> Config:
     data_dir = Path(os.environ.get("CXM_DATA_DIR") or Path.cwd() / "cxm-data").resolve()
     database_url = os.environ.get("CXM_DATABASE_URL") or f"sqlite:///{data_dir / 'cxm.sqlite3'}"
     production = _bool("CXM_PRODUCTION", False)
-    debug = _bool("CXM_DEBUG", not production)
+    debug = _bool("CXM_DEBUG", False)
     secret_key = os.environ.get("CXM_SECRET_KEY") or DEFAULT_SECRET
     hosts_raw = os.environ.get("CXM_ALLOWED_HOSTS") or ("" if production else "*")
     queue = os.environ.get("CXM_QUEUE") or "sqlite"
@@ -71,7 +71,8 @@ def load() -> Config:
         raise ConfigError(f"CXM_QUEUE must be sqlite, redis or immediate, got {queue!r}")
     synchronous = (os.environ.get("CXM_SQLITE_SYNCHRONOUS") or "FULL").upper()
     if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
-        raise ConfigError(f"CXM_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, got {synchronous}")
+        raise ConfigError(
+            f"CXM_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, got {synchronous}")
     config = Config(
         data_dir=data_dir,
         database_url=database_url,

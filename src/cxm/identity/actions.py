@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q
 
-from cxm.core import audit
+from cxm.core import audit, sql
 from cxm.core.clock import now
 from cxm.core.errors import Conflict, NotFound
 from cxm.core.ids import uuid7
@@ -74,11 +74,16 @@ def _lock_profiles(ids: set[uuid.UUID]) -> dict[uuid.UUID, Profile]:
     return {p.id: p for p in query}
 
 
+def lock_identifiers(messages: Sequence[Message]) -> None:
+    """Ingest's preparer: serialise concurrent batches that share an identifier."""
+    _lock_keys(rules.lookup_candidates(k for m in messages for k in m.identifiers))
+
+
 def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Resolution]:
-    """Assign each message to a profile, creating, linking and merging as the rules say."""
+    """Assign each message to a profile, creating, linking and merging as the rules say.
+    Runs after :func:`lock_identifiers` in the same transaction (locks are re-entrant)."""
     batch_time = now()
     keys = rules.lookup_candidates(k for m in messages for k in m.identifiers)
-    _lock_keys(keys)
     for _attempt in range(_MAX_RESOLVE_ATTEMPTS):
         owners = _load_owners(keys)
         profiles = _lock_profiles({pid for _, pid in owners.values()})
@@ -95,22 +100,23 @@ def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Re
         pid: rules.ProfileFacts(created_at=p.created_at, persisted=True)
         for pid, p in profiles.items()
     }
-    for pid, value in Identity.objects.filter(
-        profile_id__in=list(profiles), kind=rules.KIND_USER_ID
-    ).values_list("profile_id", "value"):
-        facts[pid].user_ids.add(value)
-    blocked: set[frozenset[uuid.UUID]] = set()
-    if profiles:
+    owner_map = {key: pid for key, (_, pid) in owners.items()}
+    batch = [rules.MessageIds(m.message_id, m.identifiers) for m in messages]
+    plan = rules.plan_batch(batch, owner_map, facts, set(), batch_time, uuid7)
+    if plan.touched_stored:
+        # User ids and unmerge blocks only matter when stored profiles would merge, which is
+        # rare; plan again with them rather than load them for every batch.
         pids = list(profiles)
+        for pid, value in Identity.objects.filter(
+            profile_id__in=pids, kind=rules.KIND_USER_ID
+        ).values_list("profile_id", "value"):
+            facts[pid].user_ids.add(value)
+        blocked: set[frozenset[uuid.UUID]] = set()
         for low, high in MergeBlock.objects.filter(
             Q(profile_low_id__in=pids) | Q(profile_high_id__in=pids)
         ).values_list("profile_low_id", "profile_high_id"):
             blocked.add(frozenset((low, high)))
-
-    plan = rules.plan_batch(
-        [rules.MessageIds(m.message_id, m.identifiers) for m in messages],
-        {key: pid for key, (_, pid) in owners.items()}, facts, blocked, batch_time, uuid7,
-    )
+        plan = rules.plan_batch(batch, owner_map, facts, blocked, batch_time, uuid7)
     return _apply(plan, messages, owners, profiles, actor, batch_time)
 
 
@@ -122,10 +128,19 @@ def _apply(
     entries: list[audit.Entry] = []
     new_rows = [Profile(id=pid, created_at=batch_time, updated_at=batch_time)
                 for pid in plan.new_profiles]
-    Profile.objects.bulk_create(new_rows, batch_size=500)
-    for row in new_rows:
-        profiles[row.id] = row
-        entries.append(audit.Entry("profile.created", "profile", str(row.id), {}))
+    stamp = sql.adapt_datetime(batch_time)
+    empty = sql.adapt_json({})
+    sql.insert_rows(
+        Profile,
+        ("id", "created_at", "updated_at", "event_count", "traits", "preferences", "consent",
+         "display_name", "email", "phone"),
+        [(sql.adapt_uuid(p.id), stamp, stamp, 0, empty, empty, empty, "", "", "")
+         for p in new_rows],
+        returning=None,
+    )
+    for new_profile in new_rows:
+        profiles[new_profile.id] = new_profile
+        entries.append(audit.Entry("profile.created", "profile", str(new_profile.id), {}))
 
     for merge in plan.merges:
         _merge_stored(profiles[merge.survivor], profiles[merge.merged], merge.reason, actor,
@@ -133,17 +148,17 @@ def _apply(
         entries.append(audit.Entry("profile.merged", "profile", str(merge.survivor),
                                    {"merged": str(merge.merged), **merge.reason}))
 
-    ident_rows = [
-        Identity(kind=kind, value=value, profile_id=pid, source=actor.label[:40],
-                 created_at=batch_time)
-        for (kind, value), pid in plan.new_identities
-    ]
-    Identity.objects.bulk_create(ident_rows, batch_size=500)
+    source = actor.label[:40]
+    new_ids = sql.insert_rows(
+        Identity, ("kind", "value", "profile_id", "source", "created_at"),
+        [(kind, value, sql.adapt_uuid(pid), source, stamp)
+         for (kind, value), pid in plan.new_identities],
+    )
     ident_ids: dict[rules.IdentKey, int] = {k: i for k, (i, _) in owners.items()}
     linked_kinds: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for row in ident_rows:
-        ident_ids[(row.kind, row.value)] = row.pk
-        linked_kinds[row.profile_id].append(row.kind)
+    for ((kind, value), pid), ident_id in zip(plan.new_identities, new_ids, strict=True):
+        ident_ids[(kind, value)] = ident_id
+        linked_kinds[pid].append(kind)
     for pid, kinds in linked_kinds.items():
         entries.append(audit.Entry("identity.linked", "profile", str(pid), {"kinds": kinds}))
 
@@ -210,32 +225,30 @@ def _write_profile_updates(updates: list[_ProfileUpdate], at: datetime) -> None:
     if not updates:
         return
     table = connection.ops.quote_name(Profile._meta.db_table)
-    field = {f.attname: f for f in Profile._meta.concrete_fields}
+    when = sql.adapt_datetime(at)
 
-    def db(name: str, value: Any) -> Any:
-        return field[name].get_db_prep_save(value, connection)
+    def first_last_id(u: _ProfileUpdate) -> tuple[Any, Any, Any, Any]:
+        return (sql.adapt_datetime(u.first), sql.adapt_datetime(u.last), when,
+                sql.adapt_uuid(u.profile.id))
 
     simple = [u for u in updates if not u.with_data]
     full = [u for u in updates if u.with_data]
-    with connection.cursor() as cursor:
-        if simple:
-            cursor.executemany(
-                f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
-                f"last_seen = %s, updated_at = %s WHERE id = %s",
-                [(u.count, db("first_seen", u.first), db("last_seen", u.last),
-                  db("updated_at", at), db("id", u.profile.id)) for u in simple],
-            )
-        if full:
-            cursor.executemany(
-                f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
-                f"last_seen = %s, updated_at = %s, traits = %s, preferences = %s, consent = %s, "
-                f"display_name = %s, email = %s, phone = %s WHERE id = %s",
-                [(u.count, db("first_seen", u.first), db("last_seen", u.last),
-                  db("updated_at", at), db("traits", u.profile.traits),
-                  db("preferences", u.profile.preferences), db("consent", u.profile.consent),
-                  u.profile.display_name, u.profile.email, u.profile.phone,
-                  db("id", u.profile.id)) for u in full],
-            )
+    if simple:
+        sql.execute_many(
+            f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
+            f"last_seen = %s, updated_at = %s WHERE id = %s",
+            [(u.count, *first_last_id(u)) for u in simple],
+        )
+    if full:
+        sql.execute_many(
+            f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
+            f"last_seen = %s, updated_at = %s, traits = %s, preferences = %s, consent = %s, "
+            f"display_name = %s, email = %s, phone = %s WHERE id = %s",
+            [(u.count, *first_last_id(u)[:3], sql.adapt_json(u.profile.traits),
+              sql.adapt_json(u.profile.preferences), sql.adapt_json(u.profile.consent),
+              u.profile.display_name, u.profile.email, u.profile.phone,
+              sql.adapt_uuid(u.profile.id)) for u in full],
+        )
 
 
 def _merge_stored(

@@ -15,7 +15,6 @@ from cxm.identity import actions, queries
 from cxm.identity.models import Merge, Profile
 from cxm.identity.schemas import (
     ErrorOut,
-    EventOut,
     IdentityOut,
     MergeIn,
     MergeOut,

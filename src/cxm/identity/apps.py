@@ -10,4 +10,4 @@ class IdentityConfig(AppConfig):
         from cxm.identity import actions
         from cxm.ingest import pipeline
 
-        pipeline.register_resolver(actions.resolve_messages)
+        pipeline.register_resolver(actions.resolve_messages, actions.lock_identifiers)

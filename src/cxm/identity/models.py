@@ -80,7 +80,8 @@ class MergeBlock(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["profile_low", "profile_high"], name="merge_block_pair"),
+            models.UniqueConstraint(fields=["profile_low", "profile_high"],
+                                    name="merge_block_pair"),
         ]
 
     def __str__(self) -> str:

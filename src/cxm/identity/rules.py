@@ -65,6 +65,8 @@ class Plan:
     # per message: (profile, the identifier that resolved it)
     assignments: list[tuple[uuid.UUID, IdentKey]] = field(default_factory=list)
     refused_links: list[dict[str, str]] = field(default_factory=list)
+    # Whether any merge involved a stored profile (then user ids and blocks must be known).
+    touched_stored: bool = False
 
 
 def lookup_candidates(identifiers: Iterable[IdentKey]) -> set[IdentKey]:
@@ -140,6 +142,8 @@ class _Planner:
                                             "reason": "different_user_ids"})
             return a
         survivor, merged = self._order(a, b)
+        if self.facts[a].persisted or self.facts[b].persisted:
+            self.plan.touched_stored = True
         self.parent[merged] = survivor
         self.facts[survivor].user_ids |= self.facts[merged].user_ids
         # Blocks follow the survivor: whatever was kept apart from either stays apart.

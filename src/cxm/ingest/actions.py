@@ -15,14 +15,21 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
+from cxm.core import sql
 from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.ingest import pipeline, spec
 from cxm.ingest.models import Event
 
 logger = logging.getLogger(__name__)
+
+_EVENT_COLUMNS = (
+    "message_id", "type", "name", "channel", "profile_id", "identity_id", "user_id",
+    "anonymous_id", "timestamp", "received_at", "sent_at", "original_timestamp", "source",
+    "payload",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,42 +105,39 @@ def store_messages(
             result.duplicates += 1
         else:
             unique[message.message_id] = message
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
+        prepare = pipeline.preparer()
+        if prepare is not None:
+            prepare(list(unique.values()))
         existing = set(
             Event.objects.filter(message_id__in=list(unique)).values_list("message_id", flat=True)
         )
         fresh = [m for m in unique.values() if m.message_id not in existing]
-        result.duplicates += len(unique) - len(fresh)
         resolve = pipeline.resolver()
         resolutions = resolve(fresh, actor) if resolve is not None and fresh else []
+        source_label = source[:40]
         rows = []
         for position, message in enumerate(fresh):
             resolution = resolutions[position] if resolutions else None
-            rows.append(Event(
-                message_id=message.message_id, type=message.type, name=message.name,
-                channel=message.channel,
-                profile_id=resolution.profile_id if resolution else None,
-                identity_id=resolution.identity_id if resolution else None,
-                user_id=message.user_id, anonymous_id=message.anonymous_id,
-                timestamp=message.timestamp, received_at=message.received_at,
-                sent_at=message.sent_at, original_timestamp=message.original_timestamp,
-                source=source[:40], payload=message.payload,
+            rows.append((
+                message.message_id, message.type, message.name, message.channel,
+                sql.adapt_uuid(resolution.profile_id) if resolution else None,
+                resolution.identity_id if resolution else None,
+                message.user_id or "", message.anonymous_id or "",
+                sql.adapt_datetime(message.timestamp), sql.adapt_datetime(message.received_at),
+                sql.adapt_datetime(message.sent_at),
+                sql.adapt_datetime(message.original_timestamp),
+                source_label, sql.adapt_json(message.payload),
             ))
-        try:
-            with transaction.atomic():
-                created = Event.objects.bulk_create(rows, batch_size=500)
-            ids = [e.pk for e in created if e.pk is not None]
-        except IntegrityError:
-            # A concurrent request stored some of the same messageIds after our check: keep
-            # theirs, store the rest. Their profile updates were the same as ours (idempotent).
-            Event.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
-            ids = list(Event.objects.filter(message_id__in=[r.message_id for r in rows])
-                       .values_list("id", flat=True))
-        result.accepted = len(fresh)
+        ids = sql.insert_rows(Event, _EVENT_COLUMNS, rows,
+                              on_conflict_do_nothing="message_id")
+        result.accepted = len(ids)
+        # Only reachable without a preparer's locks: a concurrent request stored the same
+        # messageId between our check and our insert. The row is stored once either way.
+        result.duplicates += len(fresh) - len(ids)
         result.event_ids = ids
         if ids:
-            subscribers = pipeline.subscribers()
-            for subscriber in subscribers:
+            for subscriber in pipeline.subscribers():
                 transaction.on_commit(lambda s=subscriber, i=ids: s(i))  # type: ignore[misc]
     return result
 
@@ -149,9 +153,11 @@ def ingest(
         raws, received_at=when, forced_type=forced_type, batch_sent_at=batch_sent_at,
         default_channel=default_channel,
     )
-    result = store_messages(messages, actor=actor, source=source)
-    result.rejected.extend(rejected)
-    record_outcomes(source, when.date(), result)
+    # Outcomes are counted in the same transaction: one commit (one fsync) per batch.
+    with transaction.atomic():
+        result = store_messages(messages, actor=actor, source=source)
+        result.rejected.extend(rejected)
+        record_outcomes(source, when.date(), result)
     return result
 
 
@@ -178,8 +184,5 @@ def add_outcomes(source: str, day: date, counts: Iterable[tuple[tuple[str, str],
         f"ON CONFLICT (day, source, outcome, reason) "
         f"DO UPDATE SET count = {table}.count + excluded.count"
     )
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-    except Exception:  # counting must never fail an accepted batch
-        logger.exception("could not record ingest outcomes")
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)

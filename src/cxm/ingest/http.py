@@ -89,7 +89,8 @@ def _parse(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise RequestError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
+        raise RequestError(400, "invalid_json",
+                           f"request body is not valid JSON: {error}") from None
 
 
 def _presented_key(request: HttpRequest, data: Any) -> str | None:

@@ -21,15 +21,26 @@ class Resolution:
 
 
 Resolver = Callable[[Sequence[Message], Actor], list[Resolution]]
+Preparer = Callable[[Sequence[Message]], None]
 Subscriber = Callable[[list[int]], None]
 
 _resolver: Resolver | None = None
+_preparer: Preparer | None = None
 _subscribers: list[Subscriber] = []
 
 
-def register_resolver(resolver: Resolver) -> None:
-    global _resolver  # noqa: PLW0603 - a single registration slot set in AppConfig.ready
+def register_resolver(resolver: Resolver, preparer: Preparer | None = None) -> None:
+    """``preparer`` runs first in the transaction, before ingest checks for repeated
+    messageIds: it takes the locks that serialise concurrent batches about the same people, so
+    a repeat sent concurrently with its original is seen as one. One registration slot,
+    filled in the identity app's ``AppConfig.ready``."""
+    global _resolver, _preparer
     _resolver = resolver
+    _preparer = preparer
+
+
+def preparer() -> Preparer | None:
+    return _preparer
 
 
 def resolver() -> Resolver | None:

@@ -1,0 +1,381 @@
+"""Shared helpers for the benchmarks: databases, servers, machine facts, statistics.
+
+Only the standard library plus what cxm itself installs (psycopg, orjson) and the ``test``
+extra (httpx) are used here, so ``.venv/bin/python bench/run.py`` works in a plain dev venv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+CXM = str(ROOT / ".venv" / "bin" / "cxm")
+if not Path(PYTHON).exists():  # a venv elsewhere: use the interpreter running us
+    PYTHON = sys.executable
+    CXM = str(Path(sys.executable).with_name("cxm"))
+
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "cxm_bench")
+
+# Every process we start, so that a crash or Ctrl-C still stops them.
+_CHILDREN: list[subprocess.Popen[Any]] = []
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank-with-interpolation percentile (q in 0..100)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def latency_summary(ms: Sequence[float]) -> dict[str, float]:
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p95_ms": round(percentile(ms, 95), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3) if ms else float("nan"),
+        "max_ms": round(max(ms), 3) if ms else float("nan"),
+    }
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One database the app runs on: its env for ``cxm`` and raw connections for baselines."""
+
+    kind: str  # "sqlite" | "postgres"
+    data_dir: Path
+    database_url: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "cxm.sqlite3"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key in list(env):
+            if key.startswith("CXM_") or key == "DJANGO_SETTINGS_MODULE":
+                del env[key]
+        env.update({
+            "CXM_DATA_DIR": str(self.data_dir),
+            # Production settings, as a real deployment runs: DEBUG off (Django keeps no query
+            # log), a real secret, explicit hosts.
+            "CXM_PRODUCTION": "true",
+            "CXM_DEBUG": "false",
+            "CXM_SECRET_KEY": "bench-" + secrets.token_hex(24),
+            "CXM_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.database_url:
+            env["CXM_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
+        return env
+
+    def connect(self) -> Any:
+        """A raw DB-API connection (autocommit off), configured like the app's."""
+        if self.kind == "sqlite":
+            conn = sqlite3.connect(self.sqlite_path, timeout=30, isolation_level=None)
+            synchronous = self.extra_env.get("CXM_SQLITE_SYNCHRONOUS", "FULL")
+            for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "foreign_keys=ON",
+                           "cache_size=-65536", "temp_store=MEMORY"):
+                conn.execute(f"PRAGMA {pragma}")
+            return conn
+        import psycopg
+
+        return psycopg.connect(self.database_url)
+
+    def count(self, table: str) -> int:
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(f"SELECT count(*) FROM {table}")
+            return int(cur.fetchone()[0])
+        finally:
+            conn.close()
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def postgres_available() -> str | None:
+    """The server version, or None when PostgreSQL cannot be reached."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "?"
+    except Exception:
+        return None
+
+
+@contextlib.contextmanager
+def fresh_target(kind: str, extra_env: dict[str, str] | None = None) -> Iterator[Target]:
+    """A brand-new empty database (SQLite file in a temp dir, or a dedicated PG database),
+    dropped afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"cxm-bench-{kind}-"))
+    target = Target(kind, data_dir, extra_env=dict(extra_env or {}))
+    if kind == "postgres":
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        target.database_url = f"{base}/{PG_BENCH_DB}"
+        _pg_admin(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
+        _pg_admin(f'CREATE DATABASE "{PG_BENCH_DB}"')
+    try:
+        yield target
+    finally:
+        if kind == "postgres":
+            with contextlib.suppress(Exception):
+                _pg_admin(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def cxm(target: Target, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the ``cxm`` CLI with the target's env; raises with its output when it fails."""
+    done = subprocess.run([CXM, *args], env=target.env(), capture_output=True, text=True,
+                          timeout=timeout, cwd=target.data_dir, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"cxm {' '.join(args)} failed ({done.returncode}):\n"
+                           f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def create_key(target: Target, scope: str, name: str = "bench") -> str:
+    done = cxm(target, "keys", "create", "--name", name, "--scope", scope, "--json")
+    return str(json.loads(done.stdout)["key"])
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``cxm serve`` in its own process group; always stopped by :meth:`stop`."""
+
+    def __init__(self, target: Target, workers: int, threads: int = 4):
+        self.target = target
+        self.workers = workers
+        self.threads = threads
+        self.port = free_port()
+        self.proc: subprocess.Popen[Any] | None = None
+        self.log_path = target.data_dir / f"server-{self.port}.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: float = 60.0) -> Server:
+        log_file = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [CXM, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers), "--threads", str(self.threads)],
+            env=self.target.env(), cwd=self.target.data_dir, stdout=log_file,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log_file.close()
+        _CHILDREN.append(self.proc)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cxm serve exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as reply:
+                    if reply.status == 200:
+                        # gunicorn forks workers lazily; give them all a moment to boot
+                        time.sleep(0.5)
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"cxm serve did not answer /healthz in {wait}s:\n{self.log_tail()}")
+
+    def pids(self) -> list[int]:
+        """The master and its workers (for py-spy)."""
+        if self.proc is None:
+            return []
+        found = [self.proc.pid]
+        with contextlib.suppress(OSError):
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                        if int(stat[1]) == self.proc.pid:
+                            found.append(int(entry.name))
+        return found
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process_group(self.proc)
+            self.proc = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stop_process_group(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    else:
+        # the master is gone; make sure no orphaned worker of its group survives
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc in _CHILDREN:
+        _CHILDREN.remove(proc)
+
+
+def stop_all_children() -> None:
+    for proc in list(_CHILDREN):
+        with contextlib.suppress(Exception):
+            stop_process_group(proc, grace=5)
+
+
+def run_worker(script: str, target: Target, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run ``bench/<script>`` with the target's env (a Django process of its own); its last
+    stdout line is a JSON object."""
+    proc = subprocess.Popen([PYTHON, str(BENCH / script), *args], env=target.env(),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _CHILDREN.append(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process_group(proc)
+        raise RuntimeError(f"{script} took longer than {timeout}s") from None
+    finally:
+        if proc in _CHILDREN:
+            _CHILDREN.remove(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} failed ({proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}")
+    lines = [line for line in out.splitlines() if line.strip()]
+    return dict(json.loads(lines[-1]))
+
+
+# --- machine ------------------------------------------------------------------------------------
+
+
+def _git_commit() -> str:
+    """HEAD's commit, read from .git without running git."""
+    git = ROOT / ".git"
+    try:
+        if git.is_file():  # a worktree: "gitdir: <path>"
+            git = Path(git.read_text().split(":", 1)[1].strip())
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head.split(":", 1)[1].strip()
+        common = git
+        if (git / "commondir").exists():
+            common = (git / (git / "commondir").read_text().strip()).resolve()
+        for base in (git, common):
+            if (base / ref).exists():
+                return (base / ref).read_text().strip() + f" ({ref.rsplit('/', 1)[-1]})"
+        for base in (git, common):
+            packed = base / "packed-refs"
+            if packed.exists():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split()[0] + f" ({ref.rsplit('/', 1)[-1]})"
+        return f"unknown ({ref})"
+    except OSError:
+        return "unknown"
+
+
+def machine_info(pg_version: str | None) -> dict[str, Any]:
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram_gib = float("nan")
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    versions: dict[str, str] = {}
+    for module in ("django", "gunicorn", "psycopg", "orjson", "httpx"):
+        try:
+            from importlib.metadata import version
+
+            versions[module] = version(module)
+        except Exception:
+            versions[module] = "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": ram_gib,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": pg_version or "not available",
+        "git_commit": _git_commit(),
+        "packages": versions,
+        "loadavg_at_start": list(os.getloadavg()),
+    }

@@ -1,0 +1,130 @@
+"""Fast multi-row writes for the ingest hot path, on SQLite and PostgreSQL.
+
+Django's ``bulk_create`` spends most of its time preparing each field of each row; on the
+ingest path that was over half the cost of an event. These helpers take already-adapted
+values (see :func:`adapt_datetime`, :func:`adapt_json`, :func:`adapt_uuid`) and send one
+multi-row ``INSERT … RETURNING`` per chunk. Everything else should use the ORM.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from django.db import connection
+from django.db.models import Model
+
+_SQLITE_MAX_VARIABLES = 32_000
+
+
+_vendor: str | None = None
+
+
+def is_postgres() -> bool:
+    # A process talks to one database; asking the connection proxy costs ~4 µs a call and the
+    # hot path asks per value.
+    global _vendor
+    if _vendor is None:
+        _vendor = connection.vendor
+    return _vendor == "postgresql"
+
+
+def adapt_datetime(value: datetime | None) -> Any:
+    """What Django itself would store: naive UTC text on SQLite, the aware datetime on PG."""
+    if value is None or is_postgres():
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def adapt_uuid(value: uuid.UUID | None) -> Any:
+    if value is None or is_postgres():
+        return value
+    return value.hex
+
+
+def _orjson_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def adapt_json(value: Any) -> Any:
+    if is_postgres():
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value, dumps=_orjson_text)
+    return _orjson_text(value)
+
+
+def server_cursor() -> Any:
+    """A psycopg cursor with server-side (binary) parameter binding on Django's connection, in
+    its current transaction. Django's own cursors quote every value into the SQL text on the
+    client, which costs more than the insert itself for large array parameters."""
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if not rows:
+        return
+    if is_postgres():
+        with server_cursor() as pg_cursor:
+            pg_cursor.executemany(sql, rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def insert_rows(
+    model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+    on_conflict_do_nothing: str | None = None, returning: str | None = "id",
+) -> list[Any]:
+    """Insert rows; returns the ``returning`` column of the rows actually inserted (in order).
+
+    SQLite gets one multi-row ``VALUES`` statement per chunk. PostgreSQL gets
+    ``INSERT … SELECT FROM unnest(array, …)``: one parameter per column instead of one per
+    value, which spares psycopg from parsing and quoting thousands of placeholders.
+    """
+    if not rows:
+        return []
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    column_sql = ", ".join(quote(c) for c in columns)
+    conflict = (f" ON CONFLICT ({quote(on_conflict_do_nothing)}) DO NOTHING"
+                if on_conflict_do_nothing else "")
+    tail = f" RETURNING {quote(returning)}" if returning else ""
+    out: list[Any] = []
+    if is_postgres():
+        types = [_array_type(model, c) for c in columns]
+        unnest = ", ".join(f"%b::{t}[]" for t in types)
+        sql = (f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({unnest})"
+               + conflict + tail)
+        with server_cursor() as pg_cursor:
+            for start in range(0, len(rows), 5000):
+                chunk = rows[start:start + 5000]
+                pg_cursor.execute(sql, [list(col) for col in zip(*chunk, strict=True)], binary=True)
+                if returning:
+                    out.extend(r[0] for r in pg_cursor.fetchall())
+        return out
+    with connection.cursor() as cursor:
+        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        per_chunk = max(1, min(1000, _SQLITE_MAX_VARIABLES // len(columns)))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start:start + per_chunk]
+            sql = (f"INSERT INTO {table} ({column_sql}) VALUES "
+                   + ", ".join([placeholder] * len(chunk)) + conflict + tail)
+            cursor.execute(sql, [value for row in chunk for value in row])
+            if returning:
+                out.extend(r[0] for r in cursor.fetchall())
+    return out
+
+
+def _array_type(model: type[Model], column: str) -> str:
+    field = next(f for f in model._meta.concrete_fields if f.column == column)
+    db_type = field.db_type(connection) or "text"
+    # serial types are for column definitions; their values are plain integers
+    return {"bigserial": "bigint", "serial": "integer"}.get(db_type, db_type.split("(")[0]
+                                                            if "varchar" in db_type else db_type)

@@ -1,0 +1,1 @@
+"""Deterministic demo data for a fictional home & kitchen retailer."""

@@ -1,0 +1,112 @@
+"""Data for the web UI's tests, built through the real ingest path (no model shortcuts)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cxm.core.audit import Actor
+
+PASSWORD = "a-long-password-1"
+START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _static_root() -> None:
+    """WhiteNoise warns (an error under our warning filter) when STATIC_ROOT does not exist
+    yet, i.e. before ``collectstatic``; a fresh data directory has none."""
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
+def stamp(minutes: int) -> str:
+    return (START + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+
+def ingest(messages: list[dict[str, Any]]) -> None:
+    from cxm.ingest.actions import ingest as run
+
+    result = run(messages, actor=Actor("test"), source="test")
+    assert not result.rejected, result.rejected
+    assert result.accepted == len(messages)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: uuid.UUID
+    name: str
+    email: str
+    phone: str
+    user_id: str
+    anonymous_id: str
+    events: int
+
+
+def make_customer(
+    *, name: str = "Ada Lovelace", email: str = "ada@example.com",
+    phone: str = "+14155550123", user_id: str = "u-ada", anonymous_id: str = "anon-ada",
+    tracks: int = 70, prefix: str = "ada",
+) -> Customer:
+    """One identified customer with ``tracks`` events spread over web, email and app."""
+    from cxm.identity import queries
+
+    channels = ("web", "email", "app")
+    messages: list[dict[str, Any]] = [{
+        "type": "identify", "messageId": f"{prefix}-identify", "userId": user_id,
+        "anonymousId": anonymous_id, "timestamp": stamp(0),
+        "traits": {"name": name, "email": email, "phone": phone, "plan": "gold",
+                   "preferences": {"pillow": "soft"},
+                   "consent": {"email": {"marketing": True}}},
+        "context": {"channel": "web", "externalIds": [{"type": "shopify", "id": f"{prefix}-77"}]},
+    }]
+    for index in range(tracks):
+        messages.append({
+            "type": "track", "messageId": f"{prefix}-track-{index}", "userId": user_id,
+            "event": f"Step {index:03d}", "timestamp": stamp(index + 1),
+            "properties": {"order_id": f"ORD-{index:03d}", "total": index * 2.5},
+            "context": {"channel": channels[index % len(channels)]},
+        })
+    ingest(messages)
+    profile = queries.by_identifier("email", email)
+    return Customer(profile.id, name, email, phone, user_id, anonymous_id, len(messages))
+
+
+@pytest.fixture
+def customer(db: Any) -> Customer:
+    return make_customer()
+
+
+def make_user(username: str, *, staff: bool) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from cxm.accounts import actions
+
+    pk = actions.create_user(username=username, password=PASSWORD, is_admin=staff,
+                             actor=Actor("test"))
+    return get_user_model().objects.get(pk=pk)
+
+
+@pytest.fixture
+def staff_user(db: Any) -> Any:
+    return make_user("admin", staff=True)
+
+
+@pytest.fixture
+def plain_user(db: Any) -> Any:
+    return make_user("agent", staff=False)
+
+
+@pytest.fixture
+def login(client: Any) -> Callable[[Any], Any]:
+    def log_in(user: Any) -> Any:
+        client.force_login(user)
+        return client
+
+    return log_in
