@@ -37,6 +37,9 @@ if not Path(PYTHON).exists():  # a venv elsewhere: use the interpreter running u
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "cxm_bench")
 
+# Extra CXM_* settings for every target of this run (run.py --env KEY=VALUE).
+EXTRA_ENV: dict[str, str] = {}
+
 # Every process we start, so that a crash or Ctrl-C still stops them.
 _CHILDREN: list[subprocess.Popen[Any]] = []
 
@@ -159,7 +162,7 @@ def fresh_target(kind: str, extra_env: dict[str, str] | None = None) -> Iterator
     """A brand-new empty database (SQLite file in a temp dir, or a dedicated PG database),
     dropped afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"cxm-bench-{kind}-"))
-    target = Target(kind, data_dir, extra_env=dict(extra_env or {}))
+    target = Target(kind, data_dir, extra_env={**EXTRA_ENV, **(extra_env or {})})
     if kind == "postgres":
         base = PG_ADMIN_URL.rsplit("/", 1)[0]
         target.database_url = f"{base}/{PG_BENCH_DB}"
@@ -317,6 +320,78 @@ def run_worker(script: str, target: Target, args: Sequence[str], timeout: float)
     return dict(json.loads(lines[-1]))
 
 
+# --- interference ------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_table() -> dict[int, tuple[int, float, str]]:
+    """pid -> (ppid, cpu seconds so far, name) for every process we can read."""
+    table: dict[int, tuple[int, float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.find("(") + 1:raw.rfind(")")]
+        fields = raw[raw.rfind(")") + 2:].split()
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK,
+                                  name)
+    return table
+
+
+class CpuMeter:
+    """CPU used during a window by processes that are not ours (other people's tests and
+    servers on this shared machine), so a slow figure can be told from a busy machine.
+    Ours = this process and its descendants; PostgreSQL is counted apart (its backends serve
+    everyone). Processes that both start and end inside the window are not seen."""
+
+    def __init__(self) -> None:
+        self.before: dict[int, tuple[int, float, str]] = {}
+        self.started = 0.0
+
+    def start(self) -> CpuMeter:
+        self.before = _proc_table()
+        self.started = time.perf_counter()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        after = _proc_table()
+        wall = time.perf_counter() - self.started
+        mine = {os.getpid()}
+        changed = True
+        while changed:
+            changed = False
+            for pid, (ppid, _, _) in after.items():
+                if ppid in mine and pid not in mine:
+                    mine.add(pid)
+                    changed = True
+        ours = foreign = postgres = 0.0
+        top: dict[str, float] = {}
+        for pid, (_, cpu, name) in after.items():
+            delta = cpu - (self.before[pid][1] if pid in self.before else 0.0)
+            if delta <= 0:
+                continue
+            if pid in mine:
+                ours += delta
+            elif name.startswith("postgres"):
+                postgres += delta
+            else:
+                foreign += delta
+                top[name] = top.get(name, 0.0) + delta
+        wall = max(wall, 1e-9)
+        return {
+            "wall_s": round(wall, 2),
+            "ours_cores": round(ours / wall, 2),
+            "postgres_cores": round(postgres / wall, 2),
+            "foreign_cores": round(foreign / wall, 2),
+            "foreign_top": {k: round(v, 1) for k, v in
+                            sorted(top.items(), key=lambda kv: -kv[1])[:3]},
+        }
+
+
 # --- machine ------------------------------------------------------------------------------------
 
 
@@ -345,6 +420,17 @@ def _git_commit() -> str:
         return f"unknown ({ref})"
     except OSError:
         return "unknown"
+
+
+def source_digest() -> str:
+    """sha256 of src/**/*.py: identifies the code measured even when the work tree has
+    uncommitted changes (the commit alone would not)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def machine_info(pg_version: str | None) -> dict[str, Any]:
@@ -376,6 +462,7 @@ def machine_info(pg_version: str | None) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": pg_version or "not available",
         "git_commit": _git_commit(),
+        "src_digest": source_digest(),
         "packages": versions,
         "loadavg_at_start": list(os.getloadavg()),
     }

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from _common import cxm, fresh_target, log, median
+from _common import CpuMeter, cxm, fresh_target, log, median
 from baseline import create_raw_table, raw_insert
 from workload import ProfileIds, Workload, event_rows
 
@@ -49,9 +49,11 @@ def run(kind: str, cfg: ImportConfig, path: Path, messages: list[dict[str, Any]]
     for number in range(1, cfg.repeats + 1):
         with fresh_target(kind) as target:
             cxm(target, "migrate")
+            meter = CpuMeter().start()
             started = time.perf_counter()
             done = cxm(target, "import", str(path), "--json", timeout=1800)
             wall = time.perf_counter() - started
+            cpu = meter.stop()
             summary = json.loads(done.stdout)
             stored = target.count("ingest_event")
             profiles = target.count("identity_profile")
@@ -64,7 +66,7 @@ def run(kind: str, cfg: ImportConfig, path: Path, messages: list[dict[str, Any]]
                 "run_import_seconds": summary["seconds"],
                 "run_import_events_per_s": round(inproc, 1),
                 "summary": summary, "stored": stored, "profiles": profiles, "merges": merges,
-                "complete": complete,
+                "complete": complete, "cpu": cpu,
             }
             create_raw_table(target)
             rows = event_rows(messages, kind, datetime.now(UTC), ProfileIds(),
@@ -74,7 +76,8 @@ def run(kind: str, cfg: ImportConfig, path: Path, messages: list[dict[str, Any]]
             log(f"  import/{kind} #{number}: {len(messages):,} lines, CLI {wall:.1f}s = "
                 f"{rep['cli_events_per_s']:,.0f} ev/s, run_import {inproc:,.0f} ev/s; stored "
                 f"{stored:,} ({'OK' if complete else 'LOST'}), {profiles:,} profiles, "
-                f"{merges:,} merges; raw {rep['baseline']['events_per_s']:,.0f} rows/s")
+                f"{merges:,} merges; raw {rep['baseline']['events_per_s']:,.0f} rows/s; foreign "
+                f"CPU {cpu['foreign_cores']:.2f} cores")
     cli = median([r["cli_events_per_s"] for r in reps])
     inproc = median([r["run_import_events_per_s"] for r in reps])
     floor = median([r["baseline"]["events_per_s"] for r in reps])

@@ -19,7 +19,16 @@ from typing import Any
 
 import orjson
 
-from _common import Server, create_key, cxm, fresh_target, latency_summary, log, median
+from _common import (
+    CpuMeter,
+    Server,
+    create_key,
+    cxm,
+    fresh_target,
+    latency_summary,
+    log,
+    median,
+)
 from baseline import create_raw_table, raw_insert
 from workload import ProfileIds, Workload, event_rows
 
@@ -132,12 +141,14 @@ def send(port: int, key: str, bodies: list[bytes], clients: int) -> dict[str, An
         work.put(None)
     results: list[dict[str, Any]] = []
     threads = [_Client(port, key, work, results) for _ in range(clients)]
+    meter = CpuMeter().start()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    cpu = meter.stop()
     latencies = [x for r in results for x in r["latencies"]]
     accepted = sum(r["accepted"] for r in results)
     return {
@@ -149,7 +160,26 @@ def send(port: int, key: str, bodies: list[bytes], clients: int) -> dict[str, An
         "failures": [f for r in results for f in r["failures"]][:10],
         "events_per_s": round(accepted / seconds, 1),
         "request_latency": latency_summary(latencies),
+        "cpu": cpu,
     }
+
+
+def table_stats(target: Any) -> dict[str, Any]:
+    """PostgreSQL: updates vs HOT updates and sizes of the hot tables (why updates cost)."""
+    if target.kind != "postgres":
+        return {}
+    conn = target.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup, "
+            "pg_total_relation_size(relid) FROM pg_stat_user_tables WHERE relname IN "
+            "('identity_profile', 'identity_identity', 'ingest_event', 'core_auditlog')")
+        return {name: {"inserts": ins, "updates": upd, "hot_updates": hot, "dead": dead,
+                       "total_bytes": size}
+                for name, ins, upd, hot, dead, size in cur.fetchall()}
+    finally:
+        conn.close()
 
 
 def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
@@ -159,7 +189,9 @@ def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
         with fresh_target(kind) as target:
             cxm(target, "migrate")
             key = create_key(target, "ingest")
-            rounds = []
+            rounds, base = [], []
+            create_raw_table(target)
+            ids = ProfileIds()
             with Server(target, workers, cfg.threads) as server:
                 log(f"  http/{kind}: {workers} workers × {cfg.threads} threads on "
                     f":{server.port}, {cfg.clients} clients")
@@ -167,11 +199,18 @@ def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
                 for number, bodies in enumerate(prepared.rounds, start=1):
                     result = send(server.port, key, bodies, cfg.clients)
                     rounds.append(result)
+                    # Paired baseline right after each round (server idle), so both see the
+                    # same machine conditions: the same rows, raw, 100 per transaction.
+                    rows = event_rows(prepared.round_messages[number - 1], kind,
+                                      datetime.now(UTC), ids)
+                    base.append(raw_insert(target, rows, cfg.batch))
                     log(f"    round {number}: {result['accepted']:,} events in "
                         f"{result['seconds']:.2f}s = {result['events_per_s']:,.0f} ev/s "
                         f"(req p50 {result['request_latency']['p50_ms']:.0f} ms, "
                         f"p95 {result['request_latency']['p95_ms']:.0f} ms, "
-                        f"retries {result['retries']})")
+                        f"retries {result['retries']}, foreign CPU "
+                        f"{result['cpu']['foreign_cores']:.2f} cores); raw "
+                        f"{base[-1]['events_per_s']:,.0f} rows/s")
             stored = target.count("ingest_event")
             profiles = target.count("identity_profile")
             merges = target.count("identity_merge")
@@ -179,12 +218,7 @@ def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
             complete = stored == prepared.sent == accepted
             log(f"    stored {stored:,} of {prepared.sent:,} sent ({'OK' if complete else 'LOST'})"
                 f"; {profiles:,} profiles, {merges:,} merges")
-            # baseline: the same rows, raw, 100 per transaction, same database
-            create_raw_table(target)
-            ids = ProfileIds()
-            now = datetime.now(UTC)
-            base = [raw_insert(target, event_rows(msgs, kind, now, ids), cfg.batch)
-                    for msgs in prepared.round_messages]
+            db_stats = table_stats(target)
             ours = median([r["events_per_s"] for r in rounds])
             floor = median([b["events_per_s"] for b in base])
             log(f"    median {ours:,.0f} ev/s vs raw executemany {floor:,.0f} rows/s "
@@ -195,8 +229,11 @@ def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
                 "median_events_per_s": ours,
                 "baseline_rounds": base, "baseline_median_rows_per_s": floor,
                 "ratio": round(ours / floor, 4),
+                "paired_ratios": [round(r["events_per_s"] / b["events_per_s"], 4)
+                                  for r, b in zip(rounds, base, strict=True)],
                 "sent": prepared.sent, "accepted": accepted, "stored": stored,
                 "complete": complete, "profiles": profiles, "merges": merges,
+                "db_stats": db_stats,
             })
     best = max(out["by_workers"], key=lambda r: r["median_events_per_s"])
     out["best"] = {"workers": best["workers"], "events_per_s": best["median_events_per_s"],

@@ -14,7 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from _common import Server, create_key, cxm, fresh_target, latency_summary, log, run_worker
+from _common import (
+    CpuMeter,
+    Server,
+    create_key,
+    cxm,
+    fresh_target,
+    latency_summary,
+    log,
+    run_worker,
+)
 from read_data import build, sample
 
 
@@ -76,23 +85,29 @@ def run(kind: str, cfg: ReadConfig, profile_out: str | None = None) -> dict[str,
         args = [str(sample_path)]
         if profile_out:
             args += ["--profile", profile_out]
+        meter = CpuMeter().start()
         inproc = run_worker("read_worker.py", target, args, timeout=900)
+        inproc["cpu"] = meter.stop()
         o, b = inproc["ours"], inproc["baseline"]
         log(f"  read/{kind} in-process ({inproc['lookups']:,} lookups): p50 {o['p50_ms']:.2f} "
             f"p95 {o['p95_ms']:.2f} p99 {o['p99_ms']:.2f} ms; raw SQL p50 {b['p50_ms']:.2f} "
-            f"p95 {b['p95_ms']:.2f} p99 {b['p99_ms']:.2f} ms")
+            f"p95 {b['p95_ms']:.2f} p99 {b['p99_ms']:.2f} ms; foreign CPU "
+            f"{inproc['cpu']['foreign_cores']:.2f} cores")
         for tier, s in inproc["by_tier"].items():
             log(f"    {tier:7s} n={s['n']:5d}: p50 {s['p50_ms']:.2f} p95 {s['p95_ms']:.2f} "
                 f"p99 {s['p99_ms']:.2f} ms")
         key = create_key(target, "read", "bench-read")
         with Server(target, cfg.http_workers) as server:
+            meter = CpuMeter().start()
             over_http = _http(server.port, key, picks[:cfg.http_lookups])
+            over_http["cpu"] = meter.stop()
         h = over_http["profile_plus_timeline"]
         log(f"  read/{kind} HTTP profile+timeline ({over_http['lookups']} lookups): p50 "
             f"{h['p50_ms']:.1f} p95 {h['p95_ms']:.1f} p99 {h['p99_ms']:.1f} ms (profile p95 "
             f"{over_http['profile']['p95_ms']:.1f}, timeline p95 "
             f"{over_http['timeline']['p95_ms']:.1f}, /healthz p50 "
-            f"{over_http['healthz_floor']['p50_ms']:.2f})")
+            f"{over_http['healthz_floor']['p50_ms']:.2f}; foreign CPU "
+            f"{over_http['cpu']['foreign_cores']:.2f} cores)")
         for tier, s in over_http["by_tier"].items():
             log(f"    {tier:7s} n={s['n']:5d}: p50 {s['p50_ms']:.1f} p95 {s['p95_ms']:.1f} ms")
         return {

@@ -16,15 +16,12 @@ import json
 import os
 import random
 import sqlite3
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import latency_summary  # noqa: E402
+from _common import latency_summary
 
 
 def main() -> None:

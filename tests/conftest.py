@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from cxm.core.audit import Actor
-
 
 @pytest.fixture(autouse=True)
 def _clear_key_cache() -> Iterator[None]:
@@ -24,6 +22,7 @@ def _clear_key_cache() -> Iterator[None]:
 def make_key(db: Any) -> Callable[..., str]:
     """Create an API key through the real action; returns the plaintext."""
     from cxm.accounts import actions
+    from cxm.core.audit import Actor
 
     def make(scope: str = "ingest", name: str = "test", channel: str = "") -> str:
         _, plaintext = actions.create_api_key(name=name, scope=scope, default_channel=channel,

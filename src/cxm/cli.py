@@ -225,7 +225,7 @@ def import_file(
                                 rate=f"{done[0] / elapsed:,.0f} events/s" if elapsed else "")
 
             try:
-                summary = importer.run_import(lines, actor=Actor(f"cli:{label}"), source=label,
+                summary = importer.run_import(lines, actor=Actor(label), source=label,
                                               rejects_path=rejects_path, progress=advance)
             except ValueError as error:
                 console.print(f"[red]{error}[/red]")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,6 +58,14 @@ def error_code(raw: Any, **kwargs: Any) -> str:
          "invalid_timestamp", "sentAt"),
         ({"type": "track", "event": "X", "userId": "u", "originalTimestamp": "nope"},
          "invalid_timestamp", "originalTimestamp"),
+        ({"type": "track", "event": "X", "userId": "u", "timestamp": "0001-01-01T00:00:00+01:00"},
+         "invalid_timestamp", "timestamp"),
+        ({"type": "track", "event": "X", "userId": "u", "timestamp": "1969-12-31T23:59:59Z"},
+         "invalid_timestamp", "timestamp"),
+        ({"type": "track", "event": "X", "userId": "u", "timestamp": "9999-12-31T23:59:59-01:00"},
+         "invalid_timestamp", "timestamp"),
+        ({"type": "track", "event": "X", "userId": "u", "timestamp": "1971-01-01T00:00:00Z",
+          "sentAt": "8999-01-01T00:00:00Z"}, "invalid_timestamp", "timestamp"),
         ({"type": "track", "event": "X", "userId": "u", "properties": [1]}, "invalid_field",
          "properties"),
         ({"type": "track", "event": "X", "userId": "u", "properties": "a=1"}, "invalid_field",
@@ -206,7 +214,7 @@ def test_timestamps_in_other_zones_are_stored_in_utc() -> None:
     message = norm({"type": "track", "event": "X", "userId": "u",
                     "timestamp": "2024-06-01T10:00:00-05:00"})
     assert message.timestamp == datetime(2024, 6, 1, 15, tzinfo=UTC)
-    assert message.timestamp.utcoffset() == timezone.utc.utcoffset(None)
+    assert message.timestamp.utcoffset() == timedelta(0)
 
 
 # --- channels -------------------------------------------------------------------------------
@@ -288,9 +296,6 @@ def test_web_hints() -> None:
     assert channel({"type": "identify"}) == "other"
 
 
-@pytest.mark.xfail(reason="bug: derive_channel applies track event-name prefixes to page/"
-                          "screen names, so a web page named 'Email Preferences' is filed "
-                          "under the email channel", strict=True)
 def test_page_and_screen_names_are_not_read_as_event_prefixes() -> None:
     assert channel({"type": "page", "name": "Email Preferences"}) == "web"
     assert channel({"type": "screen", "name": "Chat Support"}) == "app"

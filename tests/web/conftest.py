@@ -26,6 +26,14 @@ def _static_root() -> None:
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
+@pytest.fixture(scope="session")
+def base_url() -> str | None:
+    """Shadows pytest-playwright 0.10's fallback ``base_url``, a session fixture defined as an
+    instance method, which pytest 9 deprecates with a warning (an error here). The tests use
+    ``live_server.url`` instead."""
+    return None
+
+
 def stamp(minutes: int) -> str:
     return (START + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from cxm.accounts import actions
 from cxm.accounts.api_auth import actor_of, admin_auth
@@ -34,7 +34,7 @@ def create_key(request: HttpRequest, body: KeyIn) -> Any:
         name=body.name, scope=body.scope, actor=actor_of(request), expires_at=body.expires_at,
         default_channel=body.default_channel,
     )
-    return 201, {**key_out(key), "key": plaintext}
+    return Status(201, {**key_out(key), "key": plaintext})
 
 
 @router.delete("/keys/{prefix}", response={200: KeyOut, 401: ErrorOut, 403: ErrorOut,

@@ -80,9 +80,11 @@ def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
 
 def insert_rows(
     model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
-    on_conflict_do_nothing: str | None = None, returning: str | None = "id",
+    on_conflict_do_nothing: str | None = None, returning: str | tuple[str, ...] | None = "id",
 ) -> list[Any]:
-    """Insert rows; returns the ``returning`` column of the rows actually inserted (in order).
+    """Insert rows; returns the ``returning`` column (or a tuple of columns) of the rows
+    actually inserted. The order of the answer is not promised: return the columns you need to
+    match rows up.
 
     SQLite gets one multi-row ``VALUES`` statement per chunk. PostgreSQL gets
     ``INSERT … SELECT FROM unnest(array, …)``: one parameter per column instead of one per
@@ -95,7 +97,9 @@ def insert_rows(
     column_sql = ", ".join(quote(c) for c in columns)
     conflict = (f" ON CONFLICT ({quote(on_conflict_do_nothing)}) DO NOTHING"
                 if on_conflict_do_nothing else "")
-    tail = f" RETURNING {quote(returning)}" if returning else ""
+    returned = (returning,) if isinstance(returning, str) else (returning or ())
+    tail = " RETURNING " + ", ".join(quote(c) for c in returned) if returned else ""
+    single = isinstance(returning, str)
     out: list[Any] = []
     if is_postgres():
         types = [_array_type(model, c) for c in columns]
@@ -106,8 +110,8 @@ def insert_rows(
             for start in range(0, len(rows), 5000):
                 chunk = rows[start:start + 5000]
                 pg_cursor.execute(sql, [list(col) for col in zip(*chunk, strict=True)], binary=True)
-                if returning:
-                    out.extend(r[0] for r in pg_cursor.fetchall())
+                if returned:
+                    out.extend(r[0] if single else tuple(r) for r in pg_cursor.fetchall())
         return out
     with connection.cursor() as cursor:
         placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -117,8 +121,8 @@ def insert_rows(
             sql = (f"INSERT INTO {table} ({column_sql}) VALUES "
                    + ", ".join([placeholder] * len(chunk)) + conflict + tail)
             cursor.execute(sql, [value for row in chunk for value in row])
-            if returning:
-                out.extend(r[0] for r in cursor.fetchall())
+            if returned:
+                out.extend(r[0] if single else tuple(r) for r in cursor.fetchall())
     return out
 
 

@@ -143,7 +143,7 @@ def generate(config: DemoConfig) -> Iterator[Message]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for persona in _personas(config):
+        for persona in _personas(config, world):
             journey = _Journey(world, persona)
             journey.run()
             records.extend(journey.out)
@@ -425,6 +425,7 @@ _STORES: Final = (
     _Store("ST-TOR-01", "Toronto Queen West", "Toronto"),
 )
 _STORE_BY_CITY: Final = {store.city: store for store in _STORES}
+_STORE_COUNTRY: Final = {"ST-NYC-01": "US", "ST-SFO-01": "US", "ST-LDN-01": "GB", "ST-TOR-01": "CA"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,13 +512,19 @@ def _build_catalog() -> tuple[_Product, ...]:
     return tuple(products)
 
 
-_ASCII_FOLD: Final = str.maketrans({"ø": "o", "ł": "l", "Ł": "L", "ß": "ss", "æ": "ae",
-                                    "đ": "d", "'": "", " ": "", "-": ""})
+_ASCII_FOLD: Final = str.maketrans({"ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "ß": "ss",
+                                    "æ": "ae", "đ": "d"})
 
 
 def _ascii(text: str) -> str:
+    """``"Łukasz Müller"`` -> ``"Lukasz Muller"``: letters without their accents."""
     folded = unicodedata.normalize("NFKD", text.translate(_ASCII_FOLD))
     return "".join(ch for ch in folded if ch.isascii() and not unicodedata.combining(ch))
+
+
+def _handle(name: str) -> str:
+    """A name as it appears in an email address or social handle: ``"O'Brien"`` -> ``"obrien"``."""
+    return "".join(ch for ch in _ascii(name).lower() if ch.isalnum())
 
 
 _CATALOG: Final = _build_catalog()
@@ -880,6 +887,9 @@ class _World:
         self.days = config.days
         self.end = config.days * _DAY
         self.start_ms = int(config.start.timestamp() * 1000)
+        # Day i of the simulation starts at the start instant, not at midnight UTC; local
+        # hours of day must be measured from midnight.
+        self.start_of_day = self.start_ms % _DAY
         first_day = config.start.date()
         # Fractional first day: treat the start instant as the beginning of day 0.
         self.day_cum: list[float] = []
@@ -944,6 +954,17 @@ class _World:
         moment = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
         return int(moment.timestamp() * 1000) - self.start_ms
 
+    def mass(self, lo: int, hi: int) -> float:
+        """The share of the year's seasonal weight between two instants (ms from start)."""
+        lo = max(lo, 0)
+        hi = min(hi, self.end)
+        if hi <= lo:
+            return 0.0
+        cum = self.day_cum
+        lo_day = lo // _DAY
+        below = cum[lo_day - 1] if lo_day else 0.0
+        return (cum[(hi - 1) // _DAY] - below) / cum[-1] * (self.days / 365)
+
     def when(self, rng: random.Random, lo: int, hi: int, offset: float) -> int | None:
         """A seasonal, local-time-of-day weighted instant in ``[lo, hi)`` (ms from start)."""
         lo = max(lo, 0)
@@ -957,7 +978,7 @@ class _World:
         point = base + rng.random() * (cum[hi_day] - base)
         day = min(max(bisect.bisect_left(cum, point), lo_day), hi_day)
         hour = bisect.bisect_left(_HOUR_CUM, rng.random() * _HOUR_CUM[-1])
-        t = day * _DAY + int((hour - offset) * _HOUR) + rng.randrange(_HOUR)
+        t = day * _DAY - self.start_of_day + int((hour - offset) * _HOUR) + rng.randrange(_HOUR)
         if not lo <= t < hi:
             t = lo + rng.randrange(hi - lo)
         return t
@@ -1000,7 +1021,9 @@ class _Persona:
 
 _SEGMENTS: Final = ("visitor", "lead", "one_time", "repeat", "loyal")
 _SEGMENT_CUM: Final = (0.28, 0.42, 0.72, 0.92, 1.0)
-_EXISTING_P: Final = {"visitor": 0.0, "lead": 0.08, "one_time": 0.1, "repeat": 0.3, "loyal": 0.6}
+# Share of each segment already a customer before the simulated year: a retailer's revenue is
+# mostly returning customers, and that base is what makes the holiday peak visible.
+_EXISTING_P: Final = {"visitor": 0.0, "lead": 0.15, "one_time": 0.2, "repeat": 0.5, "loyal": 0.75}
 
 
 def _phone(rng: random.Random, country: _Country, city: _City) -> tuple[str, str] | None:
@@ -1044,8 +1067,8 @@ def _phone(rng: random.Random, country: _Country, city: _City) -> tuple[str, str
 
 
 def _email_local(rng: random.Random, first: str, last: str) -> str:
-    f = _ascii(first).lower()
-    s = _ascii(last).lower()
+    f = _handle(first)
+    s = _handle(last)
     roll = rng.random()
     if roll < 0.35:
         return f"{f}.{s}"
@@ -1070,8 +1093,8 @@ def _crm_email(rng: random.Random, email: str, first: str, last: str) -> str:
     if roll < 0.45:
         return email
     if roll < 0.7:
-        pretty = local.replace(_ascii(first).lower(), _ascii(first).capitalize(), 1)
-        pretty = pretty.replace(_ascii(last).lower(), _ascii(last).capitalize(), 1)
+        pretty = local.replace(_handle(first), _handle(first).capitalize(), 1)
+        pretty = pretty.replace(_handle(last), _handle(last).capitalize(), 1)
         return f"{pretty}@{domain}"
     if roll < 0.8:
         return email.upper()
@@ -1080,7 +1103,7 @@ def _crm_email(rng: random.Random, email: str, first: str, last: str) -> str:
     return f" {email} " if rng.random() < 0.5 else f"{email} "
 
 
-def _personas(config: DemoConfig) -> Iterator[_Persona]:
+def _personas(config: DemoConfig, world: _World) -> Iterator[_Persona]:
     """One global pass so emails and phone numbers are unique across the population (distinct
     people sharing an identifier would be merged by identity resolution)."""
     rng = random.Random(f"cxm-demo:{config.seed}:personas")
@@ -1119,10 +1142,13 @@ def _personas(config: DemoConfig) -> Iterator[_Persona]:
                     break
         existing = rng.random() < _EXISTING_P[segment]
         if existing:
+            # Regulars show up within weeks; occasional customers whenever they need something.
             signup = -rng.randrange(30, 1100) * _DAY - rng.randrange(_DAY)
-            first_seen = rng.randrange(0, max(_DAY, world_end // (4 if segment == "loyal" else 2)))
+            horizon = 7 * _DAY if segment in ("repeat", "loyal") else world_end
+            first_seen = world.when(rng, 0, horizon, city.offset) or 0
         else:
-            signup = rng.randrange(world_end)
+            # Acquisition follows the shopping calendar (Black Friday, holidays, sales).
+            signup = world.when(rng, 0, world_end, city.offset) or 0
             first_seen = signup
         postal = city.postcode + (
             f"{rng.randrange(100):02d}" if city.postcode.isdigit() else f" {rng.randrange(10)}"
@@ -1286,7 +1312,7 @@ class _Journey:
                                        "loyal": 1.0}.get(segment, 0.0)
         self.subscriber = rng.random() < {"repeat": 0.1, "loyal": 0.4}.get(segment, 0.0)
         self.second_browser = rng.random() < {"repeat": 0.25, "loyal": 0.5}.get(segment, 0.0)
-        self.marketing = rng.random() < 0.68
+        self.marketing = rng.random() < 0.6
         self.sms = persona.phone is not None and rng.random() < 0.3
         self.frequency = "weekly" if rng.random() < 0.35 else "monthly"
         self.engagement = rng.betavariate(2, 4)  # email open propensity
@@ -1299,7 +1325,11 @@ class _Journey:
         self.devices: list[_Device] = []
         self.app: _Device | None = None
         self.app_installed_at: int | None = None
-        self.store = _STORE_BY_CITY.get(persona.city.name)
+        # Locals shop in their store often; others now and then, when in a city with one.
+        local = _STORE_BY_CITY.get(persona.city.name)
+        visiting = tuple(s for s in _STORES if _STORE_COUNTRY[s.store_id] == persona.country.code)
+        self.store: _Store | None = local or (rng.choice(visiting) if visiting else None)
+        self.store_p = 0.4 if local else 0.06
         self.last_order_ms = 0
 
     # -- plumbing --------------------------------------------------------------------------
@@ -1323,6 +1353,9 @@ class _Journey:
 
     def uuid4(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def short_id(self, prefix: str) -> str:
+        return f"{prefix}_{self.rng.getrandbits(48):012x}"
 
     def active(self, t: int) -> bool:
         return self.churned_at is None or t < self.churned_at
@@ -1486,7 +1519,8 @@ class _Journey:
             season = "summer"
         else:
             season = "autumn"
-        kind = {"cpc": "search", "paid_social": "prospecting", "email": "crm"}.get(medium, "aw")
+        kind = {"cpc": "search", "paid_social": "prospecting", "email": "crm"}.get(
+            medium, "always_on")
         return f"{season}_{moment.year}_{kind}"
 
     def browse(self, t: int, device: _Device, products: int) -> tuple[int, list[_Product]]:
@@ -1527,7 +1561,7 @@ class _Journey:
              order: _Order | None, reach_checkout: bool) -> int:
         """Add to cart, view the cart, maybe start checkout, maybe complete the order."""
         rng = self.rng
-        cart_id = f"cart_{self.uuid4()[:13]}"
+        cart_id = self.short_id("cart")
         items = order.items if order is not None else self.basket(viewed)
         for product, quantity in items:
             self.track(t, device, "Product Added",
@@ -1680,7 +1714,7 @@ class _Journey:
         }}} if consent_banner else None
         self.emit(t, "identify", "", p.user_id, web.anon, self.full_traits(signup), web.surface,
                   web.page, None, extra)
-        if rng.random() < 0.05:
+        if rng.random() < 0.08:  # legacy alias() calls still in the signup flow
             self.emit(self.step(t, 0, 1), "alias", "", p.user_id, web.anon, None, web.surface,
                       web.page, {"previousId": web.anon})
         t = self.step(t, 1, 3)
@@ -1788,28 +1822,28 @@ class _Journey:
         segment = p.segment
         if segment == "lead":
             return []
-        if segment == "one_time":
-            count = 1
-        elif segment == "repeat":
-            count = 2
-            while count < 6 and rng.random() < 0.45:
-                count += 1
-        else:
-            count = min(25, 3 + int(rng.paretovariate(1.6) * 2))  # heavy tail: a few buy monthly
-        times: list[int] = []
+        per_year = 0.0
+        if segment == "repeat":
+            per_year = rng.uniform(1.5, 4.0)
+        else:  # heavy tail: most of the loyal core order every month or two, a few every week
+            per_year = min(40.0, 4.0 + rng.paretovariate(1.6) * 2.0)
         if not p.existing and rng.random() < 0.5:
             first = p.signup_ms + rng.randint(3, 25) * _MIN  # signed up at checkout
         else:
             first_when = self.w.when(rng, first_active + _HOUR,
-                                     first_active + (30 if segment == "one_time" else 60) * _DAY,
+                                     first_active + (30 if segment == "one_time" else 45) * _DAY,
                                      self.offset)
             if first_when is None:
                 return []
             first = first_when
-        times.append(first)
-        remaining_days = (self.end - first) // _DAY
-        count = min(count, 1 + int(remaining_days / 12))
-        for _ in range(count - 1):
+        times = [first]
+        if segment == "one_time":
+            return times
+        # Orders arrive in proportion to the seasonal weight of the time left, so the holiday
+        # peak shows and customers who join late in the year order less.
+        expected = per_year * self.w.mass(first + 3 * _DAY, self.end)
+        count = int(expected) + (rng.random() < expected - int(expected))
+        for _ in range(count):
             when = self.w.when(rng, first + 3 * _DAY, self.end, self.offset)
             if when is not None:
                 times.append(when)
@@ -1853,7 +1887,7 @@ class _Journey:
         t = self.landing(t, device)
         if not device.logged_in:
             t = self.login(t, device)
-        t, viewed = self.browse(t, device, rng.randint(1, 3))
+        t, viewed = self.browse(t, device, rng.randint(1, 2))
         if cart and viewed:
             t = self.cart(t, device, viewed, None, rng.random() < 0.45)
             if self.marketing and rng.random() < 0.5:
@@ -1866,7 +1900,7 @@ class _Journey:
         rng = self.rng
         # Abandoned carts before the one that converts: ~65% of carts are never bought.
         abandoned = 0
-        while abandoned < 5 and rng.random() < 0.65:
+        while abandoned < 5 and rng.random() < 0.7:
             abandoned += 1
         for _ in range(abandoned):
             t_cart = self.w.when(rng, max(previous + _HOUR, when - 14 * _DAY), when - _HOUR,
@@ -1882,7 +1916,7 @@ class _Journey:
         elif rng.random() < 0.12:
             coupon = rng.choice(("OAK20", "FRIENDS20", "SEASON20"))
         in_store = (self.store is not None and not (first and self.iot)
-                    and rng.random() < 0.25)
+                    and rng.random() < self.store_p)
         channel = "store" if in_store else ("app" if device.app else "web")
         order = _Order(self.order_number(), items, channel, coupon)
         if in_store:
@@ -1911,7 +1945,7 @@ class _Journey:
         """Point-of-sale: the loyalty card gives a userId; otherwise only the e-receipt email."""
         store = self.store
         assert store is not None
-        props = self.order_props(order, f"pos_{self.uuid4()[:12]}", f"Store: {store.name}")
+        props = self.order_props(order, self.short_id("pos"), f"Store: {store.name}")
         props.update(store_id=store.store_id, store_name=store.name,
                      payment_method=self.rng.choice(("card", "contactless", "cash")))
         if self.loyalty or self.rng.random() < 0.4:
@@ -1941,8 +1975,9 @@ class _Journey:
         late_days = rng.randint(2, 9) if rng.random() < late_p else 0
         delivered = promised - rng.randint(0, 1) * _DAY + late_days * _DAY + rng.randrange(
             8 * _HOUR)
-        if late_days and rng.random() < 0.55:
-            self.support_case(promised + rng.randint(6, 48) * _HOUR, "late_delivery", order,
+        if late_days and rng.random() < 0.55:  # "where is my order?" before it turns up
+            latest = max(promised + 7 * _HOUR, delivered - _HOUR)
+            self.support_case(rng.randint(promised + 6 * _HOUR, latest), "late_delivery", order,
                               order.items[0][0])
         self.server(delivered, channel, "Order Delivered", {
             "order_id": order.order_id, "carrier": carrier, "tracking_number": tracking,
@@ -1968,7 +2003,7 @@ class _Journey:
             invite = t + rng.randint(2, 4) * _DAY
             clicked = self.email(invite, "How did we do? 1 question, 10 seconds",
                                  "Post-purchase NPS invite", "cmp_nps_invite", "transactional",
-                                 0.55, 0.45, None)
+                                 0.55, 0.45, "/survey/nps")
             if clicked is not None:
                 self.survey(clicked + rng.randint(20, 120) * _SEC, "nps", "Post-purchase NPS",
                             {"order_id": order.order_id},
@@ -2055,12 +2090,12 @@ class _Journey:
         excerpt = rng.choice(transcripts).format(**values)
         if how < 0.4:
             send(t, "chat", "Chat Started", base | {
-                "conversation_id": f"conv_{self.uuid4()[:12]}", "transcript_excerpt": excerpt,
+                "conversation_id": self.short_id("conv"), "transcript_excerpt": excerpt,
                 "wait_seconds": rng.randint(5, 600), "agent": values["agent"],
             })
         elif how < 0.7:
             send(t, "phone", "Call Completed", base | {
-                "call_id": f"call_{self.uuid4()[:12]}", "direction": "inbound",
+                "call_id": self.short_id("call"), "direction": "inbound",
                 "duration_seconds": rng.randint(90, 1500), "transcript_excerpt": excerpt,
                 "agent": values["agent"],
             })
@@ -2112,25 +2147,29 @@ class _Journey:
         props: dict[str, Any] = {
             "survey_id": f"srv_{kind}_2025", "survey_name": name, "kind": kind, "score": score,
             "scale_min": low, "scale_max": high, "question": questions[kind],
-            "response_id": f"resp_{self.uuid4()[:12]}",
+            "response_id": self.short_id("resp"),
         }
         props.update(refs)
         if rng.random() < 0.4:
             ratio = (score - low) / (high - low)
             sentiment = "pos" if ratio >= 0.7 else ("neg" if ratio <= 0.45 else "neu")
             chosen = theme or rng.choice(("delivery", "price", "quality", "quality", "app"))
-            props["comment"] = self.comment(chosen, sentiment, product, late, agent)
+            also = {"nps": ("delivery", "price", "quality", "app"),
+                    "ces": ("price",)}.get(kind, ())
+            props["comment"] = self.comment(chosen, sentiment, product, late, agent, also)
         self.server(t, "survey", "Survey Responded", props)
 
     def comment(self, theme: str, sentiment: str, product: _Product | None, late: int,
-                agent: str) -> str:
+                agent: str, also: tuple[str, ...] = ()) -> str:
+        """Templated free text; ``also`` lists themes a second sentence may touch on."""
         rng = self.rng
         product = product or self.pick_product()
         values = {"product": product.name.lower(), "late": max(late, 2),
                   "agent": agent or rng.choice(_AGENTS)}
         phrases = [rng.choice(_COMMENT_PHRASES[theme][sentiment]).format(**values)]
-        if rng.random() < 0.35:
-            other = rng.choice([k for k in _COMMENT_PHRASES if k != theme])
+        others = [k for k in also if k != theme]
+        if others and rng.random() < 0.35:
+            other = rng.choice(others)
             phrases.append(rng.choice(_COMMENT_PHRASES[other][sentiment]).format(**values))
         body = ". ".join(phrase[0].upper() + phrase[1:] for phrase in phrases) + "."
         opener = rng.choice(_OPENERS[sentiment])
@@ -2151,10 +2190,10 @@ class _Journey:
             self.view(t - 20 * _SEC, device, "Write a Review",
                       f"/account/orders/{order.order_id}/review", "Write a review", referrer="")
         self.track(t, device, "Review Submitted", {
-            "review_id": f"rev_{self.uuid4()[:12]}", "product_id": product.product_id,
+            "review_id": self.short_id("rev"), "product_id": product.product_id,
             "product_name": product.name, "order_id": order.order_id, "rating": rating,
             "title": rng.choice(_REVIEW_TITLES[rating]),
-            "text": self.comment("quality", sentiment, product, 0, ""),
+            "text": self.comment("quality", sentiment, product, 0, "", ("price", "delivery")),
         })
         self.earn_bonus(t + _MIN, 50, "review")
 
@@ -2220,7 +2259,7 @@ class _Journey:
 
     def app_usage(self, app: _Device, since: int) -> None:
         rng = self.rng
-        rate = {"loyal": 0.6, "repeat": 0.25}.get(self.p.segment, 0.1)  # sessions per week
+        rate = {"loyal": 0.4, "repeat": 0.15}.get(self.p.segment, 0.06)  # sessions per week
         weeks = (self.cutoff() - since) / (7 * _DAY)
         for _ in range(int(weeks * rate * rng.uniform(0.5, 1.5))):
             t = self.w.when(rng, since + _HOUR, self.cutoff(), self.offset)
@@ -2261,7 +2300,7 @@ class _Journey:
 
         send(t, "Device Paired", {"model": "SmartSous SV-1", "firmware": firmware,
                                   "product_id": product.product_id})
-        weekly = rng.uniform(0.5, 3.0)
+        weekly = rng.uniform(0.3, 2.0)
         stop = self.cutoff()
         count = int((stop - t) / (7 * _DAY) * weekly)
         updates = iter(u for u in self.w.firmware if u[0] > t)
@@ -2297,7 +2336,7 @@ class _Journey:
                                         ("Filter Refills Quarterly", 3, 18.0),
                                         ("Oak Rewards+ Monthly", 1, 6.0)))
         amount = self.money(usd * self.p.country.rate)
-        subscription_id = f"sub_{self.uuid4()[:12]}"
+        subscription_id = self.short_id("sub")
         props = {"subscription_id": subscription_id, "plan": plan, "amount": amount,
                  "currency": self.currency, "period_months": months}
         t = since + rng.randint(1, 30) * _DAY if not self.p.existing else (
@@ -2347,7 +2386,7 @@ class _Journey:
         platform = rng.choice(_SOCIAL_PLATFORMS)
         text = rng.choice(_SOCIAL_POSITIVE if positive else _SOCIAL_NEGATIVE).format(
             product=product.name)
-        handle = "@" + _ascii(self.p.first_name).lower() + "_" + _ascii(self.p.last_name).lower()
+        handle = "@" + _handle(self.p.first_name) + "_" + _handle(self.p.last_name)
         self.server(t, "social", "Social Mention", {
             "platform": platform, "handle": handle[:30], "text": text,
             "sentiment": "positive" if positive else "negative",

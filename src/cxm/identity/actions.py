@@ -101,7 +101,7 @@ def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Re
         for pid, p in profiles.items()
     }
     owner_map = {key: pid for key, (_, pid) in owners.items()}
-    batch = [rules.MessageIds(m.message_id, m.identifiers) for m in messages]
+    batch = [rules.MessageIds(m.message_id, m.identifiers, m.type == "alias") for m in messages]
     plan = rules.plan_batch(batch, owner_map, facts, set(), batch_time, uuid7)
     if plan.touched_stored:
         # User ids and unmerge blocks only matter when stored profiles would merge, which is
@@ -149,15 +149,17 @@ def _apply(
                                    {"merged": str(merge.merged), **merge.reason}))
 
     source = actor.label[:40]
-    new_ids = sql.insert_rows(
+    inserted = sql.insert_rows(
         Identity, ("kind", "value", "profile_id", "source", "created_at"),
         [(kind, value, sql.adapt_uuid(pid), source, stamp)
          for (kind, value), pid in plan.new_identities],
+        returning=("id", "kind", "value"),
     )
     ident_ids: dict[rules.IdentKey, int] = {k: i for k, (i, _) in owners.items()}
-    linked_kinds: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for ((kind, value), pid), ident_id in zip(plan.new_identities, new_ids, strict=True):
+    for ident_id, kind, value in inserted:
         ident_ids[(kind, value)] = ident_id
+    linked_kinds: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for (kind, _value), pid in plan.new_identities:
         linked_kinds[pid].append(kind)
     for pid, kinds in linked_kinds.items():
         entries.append(audit.Entry("identity.linked", "profile", str(pid), {"kinds": kinds}))

@@ -51,6 +51,7 @@ def normalize_identifier(kind: str, value: str) -> str:
 
 
 def by_identifier(kind: str, value: str) -> Profile:
+    kind = kind.strip().lower()
     if kind not in LOOKUP_KINDS and not kind.startswith(spec.EXTERNAL_PREFIX):
         raise InvalidInput(f"kind must be one of {', '.join(LOOKUP_KINDS)} or ext:<type>",
                            code="invalid_kind")

@@ -48,6 +48,9 @@ class MessageIds:
 
     message_id: str
     identifiers: Sequence[IdentKey]
+    # An alias: the sender states that previousId and userId are one person, so the link is
+    # made even when that gives a profile a second user id (a renamed account).
+    explicit: bool = False
 
 
 @dataclass(slots=True)
@@ -88,7 +91,11 @@ class _Planner:
         new_id: Callable[[], uuid.UUID],
     ):
         self.owner: dict[IdentKey, uuid.UUID] = dict(owners)
-        self.facts: dict[uuid.UUID, ProfileFacts] = dict(facts)
+        # Copies: planning may run twice over the same inputs and must not leak between runs.
+        self.facts: dict[uuid.UUID, ProfileFacts] = {
+            pid: ProfileFacts(f.created_at, f.persisted, set(f.user_ids))
+            for pid, f in facts.items()
+        }
         self.blocked = blocked
         self.parent: dict[uuid.UUID, uuid.UUID] = {}
         self.batch_time = batch_time
@@ -129,7 +136,8 @@ class _Planner:
         pid = self.owner.get(key)
         return self.find(pid) if pid is not None else None
 
-    def try_merge(self, a: uuid.UUID, b: uuid.UUID, key: IdentKey, message_id: str) -> uuid.UUID:
+    def try_merge(self, a: uuid.UUID, b: uuid.UUID, key: IdentKey, message_id: str,
+                  explicit: bool = False) -> uuid.UUID:
         """Merge b's profile into a's (or the other way round); returns the profile the message
         now belongs to."""
         if frozenset((a, b)) in self.blocked:
@@ -137,7 +145,7 @@ class _Planner:
                                             "reason": "unmerged_by_person"})
             return a
         ua, ub = self.facts[a].user_ids, self.facts[b].user_ids
-        if ua and ub and ua != ub:
+        if ua and ub and ua != ub and not explicit:
             self.plan.refused_links.append({"kind": key[0], "message_id": message_id,
                                             "reason": "different_user_ids"})
             return a
@@ -146,16 +154,16 @@ class _Planner:
             self.plan.touched_stored = True
         self.parent[merged] = survivor
         self.facts[survivor].user_ids |= self.facts[merged].user_ids
+        reason = {"kind": key[0], "message_id": message_id}
+        if explicit:
+            reason["by"] = "alias"
         # Blocks follow the survivor: whatever was kept apart from either stays apart.
         for pair in list(self.blocked):
             if merged in pair:
                 other = next(iter(pair - {merged}), merged)
                 self.blocked.add(frozenset((survivor, other)))
         if self.facts[merged].persisted:
-            self.plan.merges.append(PlannedMerge(
-                survivor=survivor, merged=merged,
-                reason={"kind": key[0], "message_id": message_id},
-            ))
+            self.plan.merges.append(PlannedMerge(survivor=survivor, merged=merged, reason=reason))
         return survivor
 
     def place(self, message: MessageIds) -> None:
@@ -174,7 +182,14 @@ class _Planner:
 
         primary_key = resolved_keys[0]
         pid: uuid.UUID | None = None
-        if user_id is not None:
+        if message.explicit and user_id is not None:
+            primary_key = (KIND_USER_ID, user_id)
+            pid = self.owner_of(primary_key)
+            previous = next((self.owner_of(k) for k in resolved_keys[1:]
+                             if self.owner_of(k) is not None), None)
+            if pid is None:
+                pid = previous if previous is not None else self.new_profile(user_id)
+        elif user_id is not None:
             primary_key = (KIND_USER_ID, user_id)
             pid = self.owner_of(primary_key)
             if pid is None:
@@ -191,7 +206,8 @@ class _Planner:
         for key in resolved_keys:
             owner = self.owner_of(key)
             if owner is None:
-                if key[0] == KIND_USER_ID and self.facts[pid].user_ids - {key[1]}:
+                if (key[0] == KIND_USER_ID and self.facts[pid].user_ids - {key[1]}
+                        and not message.explicit):
                     # A second user id on one profile: only via a merge rule, never silently.
                     self.plan.refused_links.append({"kind": key[0],
                                                     "message_id": message.message_id,
@@ -202,7 +218,7 @@ class _Planner:
                 if key[0] == KIND_USER_ID:
                     self.facts[pid].user_ids.add(key[1])
             elif owner != pid:
-                pid = self.try_merge(pid, owner, key, message.message_id)
+                pid = self.try_merge(pid, owner, key, message.message_id, message.explicit)
         self.plan.assignments.append((pid, primary_key))
 
     def finish(self) -> Plan:

@@ -75,7 +75,12 @@ def validate_messages(
     rejected: list[Rejection] = []
     for index, raw in enumerate(raws, start=index_offset):
         try:
-            size = len(orjson.dumps(raw))
+            encoded = orjson.dumps(raw)
+            size = len(encoded)
+            if b"\\u0000" in encoded:
+                # PostgreSQL text and jsonb cannot hold NUL; refuse it on every database alike.
+                raise spec.SpecError("invalid_character",
+                                     "message contains a NUL character (\\u0000)")
             if size > limit:
                 raise spec.SpecError(
                     "message_too_large",
@@ -113,6 +118,7 @@ def store_messages(
             Event.objects.filter(message_id__in=list(unique)).values_list("message_id", flat=True)
         )
         fresh = [m for m in unique.values() if m.message_id not in existing]
+        result.duplicates += len(unique) - len(fresh)
         resolve = pipeline.resolver()
         resolutions = resolve(fresh, actor) if resolve is not None and fresh else []
         source_label = source[:40]

@@ -64,15 +64,28 @@ class _Bad:
     message: str
 
 
+def _content_id(prefix: str, content: Any, seen: Counter[str]) -> str:
+    """An id for a record without ``messageId``: its content plus how many times the same
+    content came before in the file, so a re-run (or a longer file) stores each record once."""
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    seen[digest] += 1
+    return f"{prefix}-{digest[:40]}-{seen[digest]}"
+
+
 def read_jsonl(stream: IO[bytes]) -> Iterator[Line]:
+    seen: Counter[str] = Counter()
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            yield Line(number, orjson.loads(line), "")
+            message = orjson.loads(line)
         except orjson.JSONDecodeError as error:
             yield Line(number, _Bad("invalid_json", f"not valid JSON: {error}"),
                        line.decode("utf-8", "replace")[:2000])
+            continue
+        if isinstance(message, dict) and not message.get("messageId"):
+            message["messageId"] = _content_id("jsonl", message, seen)
+        yield Line(number, message, "")
 
 
 def _set_path(target: dict[str, Any], dotted: str, value: Any) -> None:
@@ -104,16 +117,15 @@ def read_csv(stream: IO[bytes], mapping: CsvMapping, encoding: str = "utf-8-sig"
         raise ValueError(f"columns not in the file: {', '.join(missing)} "
                          f"(it has: {', '.join(reader.fieldnames or [])})")
     seen: Counter[str] = Counter()
-    for row in reader:
-        number = reader.line_num
-        message = map_row(row, mapping)
-        if "messageId" not in message:
-            # The same row content in the same position of repetition gets the same id, so
-            # re-running the file (or a longer version of it) stores each row once.
-            digest = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
-            seen[digest] += 1
-            message["messageId"] = f"csv-{digest[:40]}-{seen[digest]}"
-        yield Line(number, message, "")
+    try:
+        for row in reader:
+            number = reader.line_num
+            message = map_row(row, mapping)
+            if "messageId" not in message:
+                message["messageId"] = _content_id("csv", row, seen)
+            yield Line(number, message, "")
+    finally:
+        text.detach()  # the caller owns the byte stream; closing the wrapper would close it
 
 
 def run_import(
@@ -139,9 +151,12 @@ def run_import(
 
     def flush() -> None:
         good = [line for line in chunk if not isinstance(line.raw, _Bad)]
+        unreadable: list[actions.Rejection] = []
         for line in chunk:
             if isinstance(line.raw, _Bad):
                 reject(line, line.raw.code, line.raw.message)
+                unreadable.append(actions.Rejection(line.number, None, line.raw.code,
+                                                    line.raw.message))
         received = now()
         messages, rejected = actions.validate_messages(
             [line.raw for line in good], received_at=received)
@@ -152,7 +167,8 @@ def run_import(
         summary.accepted += result.accepted
         summary.duplicates += result.duplicates
         actions.record_outcomes(source, received.date(), actions.BatchResult(
-            accepted=result.accepted, duplicates=result.duplicates, rejected=rejected))
+            accepted=result.accepted, duplicates=result.duplicates,
+            rejected=rejected + unreadable))
         if progress is not None:
             progress(len(chunk))
         chunk.clear()

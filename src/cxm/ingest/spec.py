@@ -50,6 +50,10 @@ _EVENT_PREFIX_CHANNEL = (
 )
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 class SpecError(ValueError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -92,7 +96,15 @@ def parse_time(value: Any, field_name: str) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    out_of_range = SpecError(
+        "invalid_timestamp", f"{field_name} must be between years 1970 and 9000: {value[:40]!r}")
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise out_of_range from None
+    if not _EARLIEST <= parsed <= _LATEST:
+        raise out_of_range
+    return parsed
 
 
 def corrected_timestamp(
@@ -103,7 +115,14 @@ def corrected_timestamp(
         return received_at
     if sent_at is None:
         return original
-    return received_at - (sent_at - original)
+    try:
+        corrected = received_at - (sent_at - original)
+    except OverflowError:
+        raise SpecError("invalid_timestamp", "timestamp and sentAt are too far apart") from None
+    if not _EARLIEST <= corrected <= _LATEST:
+        raise SpecError("invalid_timestamp", "timestamp corrected by sentAt falls outside years "
+                                             "1970–9000; check the device clock")
+    return corrected
 
 
 def _id(value: Any, field_name: str) -> str | None:
@@ -163,10 +182,11 @@ def derive_channel(
             value = _CHANNEL_ALIASES.get(value, value)
             if value in CHANNELS:
                 return value
-    lowered = name.lower()
-    for prefix, channel in _EVENT_PREFIX_CHANNEL:
-        if lowered.startswith(prefix):
-            return channel
+    if message_type == "track":
+        lowered = name.lower()
+        for prefix, channel in _EVENT_PREFIX_CHANNEL:
+            if lowered.startswith(prefix):
+                return channel
     if default_channel:
         return default_channel
     os_info = context.get("os")

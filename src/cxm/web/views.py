@@ -9,8 +9,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -18,7 +19,7 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cxm.accounts import actions as account_actions
 from cxm.accounts.models import ApiKey
@@ -45,7 +46,7 @@ CHANNEL_COLOURS: dict[str, str] = {
     "survey": "#9333ea", "support": "#dc2626", "other": "#6b7280",
 }
 _ADDRESS_ORDER = ("street", "city", "state", "postalCode", "country")
-# Shown first in a timeline row when present; noisy ones only when named nothing else.
+# Shown first in a timeline row when present; the noisy ones are left out.
 _KEY_PROPERTIES = (
     "path", "title", "name", "order_id", "total", "revenue", "value", "currency", "product_id",
     "sku", "query", "score", "rating", "email_subject", "campaign_name", "method",
@@ -68,6 +69,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def signed_in(view: View) -> View:
+    """Django's ``login_required``; an htmx request from an expired session is told to load
+    the login page instead of having it swapped into a table."""
+    checked = login_required(view)
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated and _is_htmx(request):
+            current = urlsplit(request.headers.get("HX-Current-URL", ""))
+            here = (current.path + ("?" + current.query if current.query else "")) or "/"
+            response = HttpResponse(status=401)
+            response["HX-Redirect"] = f"{settings.LOGIN_URL}?{urlencode({'next': here}, safe='/')}"
+            return response
+        return checked(request, *args, **kwargs)
+
+    return cast(View, wrapped)
+
+
 def staff_required(view: View) -> View:
     """Signed-in staff only: others get 403 (anonymous users go to the login page first)."""
 
@@ -77,7 +96,7 @@ def staff_required(view: View) -> View:
             raise PermissionDenied("staff only")
         return view(request, *args, **kwargs)
 
-    return cast(View, login_required(wrapped))
+    return signed_in(cast(View, wrapped))
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -161,7 +180,8 @@ def _event_details(event: Event) -> list[tuple[str, str]]:
     properties = payload.get("properties")
     if isinstance(properties, dict):
         scalars = {str(k): v for k, v in properties.items()
-                   if k != "channel" and not isinstance(v, dict | list) and v not in (None, "")}
+                   if k != "channel" and not isinstance(v, dict | list) and v not in (None, "")
+                   and v != event.name}
         ordered = [k for k in _KEY_PROPERTIES if k in scalars]
         ordered += [k for k in scalars if k not in _KEY_PROPERTIES and k not in _NOISY_PROPERTIES]
         for key in ordered[:MAX_PROPERTIES]:
@@ -229,8 +249,8 @@ def _identity_rows(identities: list[Identity]) -> list[dict[str, Any]]:
 # --- customers -------------------------------------------------------------------------------
 
 
-@require_GET
-@login_required
+@require_safe
+@signed_in
 def customers(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
@@ -241,8 +261,8 @@ def customers(request: HttpRequest) -> HttpResponse:
     })
 
 
-@require_GET
-@login_required
+@require_safe
+@signed_in
 def customer_results(request: HttpRequest) -> HttpResponse:
     """The results table alone, for the search box's htmx requests."""
     form = SearchForm(request.GET)
@@ -263,8 +283,8 @@ def _canonical_or_404(profile_id: uuid.UUID) -> Profile:
         raise Http404("no such customer") from None
 
 
-@require_GET
-@login_required
+@require_safe
+@signed_in
 def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
     profile = _canonical_or_404(profile_id)
     if profile.id != profile_id:
@@ -307,8 +327,8 @@ def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
     })
 
 
-@require_GET
-@login_required
+@require_safe
+@signed_in
 def customer_timeline(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
     """Timeline rows (and the next "Load more" row) for htmx."""
     profile = _canonical_or_404(profile_id)

@@ -1,0 +1,114 @@
+"""Concurrent first events of one person, from real threads with their own DB connections."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from cxm.core.audit import Actor
+from cxm.identity import queries
+from cxm.identity.models import Identity, Profile
+from cxm.ingest import actions
+from cxm.ingest.models import Event, Outcome
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 8
+
+
+def run_together(work: Callable[[int], Any], count: int = THREADS) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released at the same moment."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def target(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors
+    return results
+
+
+def ingest_one(message: dict[str, Any]) -> actions.BatchResult:
+    return actions.ingest([message], actor=Actor("key:threads"), source="key:threads")
+
+
+def live() -> list[Profile]:
+    return list(Profile.objects.filter(merged_into__isnull=True))
+
+
+def test_same_user_id_with_different_anonymous_ids_is_one_profile() -> None:
+    results = run_together(lambda i: ingest_one({
+        "type": "track", "event": "App Opened", "userId": "race-user",
+        "anonymousId": f"device-{i}", "messageId": f"race-{i}"}))
+    assert all(r.accepted == 1 for r in results)
+    (profile,) = live()
+    assert profile.event_count == THREADS
+    assert Event.objects.filter(profile_id=profile.id).count() == THREADS
+    assert Identity.objects.filter(profile=profile).count() == THREADS + 1
+    assert Identity.objects.filter(kind="user_id").count() == 1
+
+
+def test_same_email_without_user_id_is_one_profile() -> None:
+    run_together(lambda i: ingest_one({
+        "type": "identify", "anonymousId": f"browser-{i}", "messageId": f"mail-{i}",
+        "traits": {"email": "Race@Example.com" if i % 2 else "race@example.com "}}))
+    (profile,) = live()
+    assert profile.event_count == THREADS
+    assert Identity.objects.filter(kind="email").count() == 1
+    assert Event.objects.exclude(profile_id=profile.id).count() == 0
+
+
+def test_a_chain_of_links_arriving_concurrently_ends_as_one_profile() -> None:
+    # message i carries links L{i} and L{i+1}: no two messages share all their identifiers,
+    # but together they describe one person
+    run_together(lambda i: ingest_one({
+        "type": "track", "event": "Seen", "messageId": f"chain-{i}",
+        "context": {"externalIds": [{"type": "link", "id": f"L{i}"},
+                                    {"type": "link", "id": f"L{i + 1}"}]}}))
+    (profile,) = live()
+    assert profile.event_count == THREADS
+    assert Identity.objects.filter(profile=profile).count() == THREADS + 1
+    assert Event.objects.filter(profile_id=profile.id).count() == THREADS
+    # every merged-away profile points at the survivor
+    merged = Profile.objects.exclude(id=profile.id)
+    assert merged.exists()
+    assert all(queries.canonical(p.id).id == profile.id for p in merged)
+
+
+def test_concurrent_retries_of_one_message_are_stored_and_counted_once() -> None:
+    results = run_together(lambda i: ingest_one({
+        "type": "track", "event": "Order Completed", "userId": "retry-user",
+        "messageId": "the-one-order"}))
+    assert sum(r.accepted for r in results) == 1
+    assert all(not r.rejected for r in results)
+    assert Event.objects.count() == 1
+    (profile,) = live()
+    assert profile.event_count == 1
+    counts = {(o.outcome, o.reason): o.count for o in Outcome.objects.all()}
+    assert counts[("accepted", "")] == 1
+
+
+def test_concurrent_retries_are_counted_as_duplicates() -> None:
+    results = run_together(lambda i: ingest_one({
+        "type": "track", "event": "Order Completed", "userId": "retry-user",
+        "messageId": "the-one-order"}))
+    assert sum(r.duplicates for r in results) == THREADS - 1
+    counts = {(o.outcome, o.reason): o.count for o in Outcome.objects.all()}
+    assert counts == {("accepted", ""): 1, ("duplicate", ""): THREADS - 1}

@@ -1,0 +1,181 @@
+"""The web UI in a real headless Chromium: htmx search, the 360 page's chart and "Load more",
+and creating an API key. Screenshots go to /tmp/cxm-screens/ (never into the repository)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from cxm.identity import queries
+from tests.web.conftest import PASSWORD, Customer, make_customer
+
+# pytest-playwright's sync API keeps an event loop running in this thread, and Django refuses
+# ORM calls from a thread with a running loop; the tests and fixtures here are plain sync code.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+VENDOR = ROOT / "src" / "cxm" / "web" / "static" / "vendor"
+SCREENS = Path("/tmp/cxm-screens")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vendored_assets() -> None:
+    """htmx and ECharts come from npm through scripts/build-assets; build them if missing."""
+    if all((VENDOR / name).is_file() for name in ("htmx.min.js", "echarts.min.js")):
+        return
+    done = subprocess.run([str(ROOT / "scripts" / "build-assets")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/build-assets failed:\n{done.stdout}\n{done.stderr}")
+
+
+@pytest.fixture
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
+
+
+@pytest.fixture
+def watched(page: Page, live_server: Any) -> Iterator[Page]:
+    """The page, failing the test on a script error, a failed request or any request that
+    leaves the server under test (no CDN: the product runs offline)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda m: problems.append(f"console: {m.text}")
+            if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on("request", lambda r: None if r.url.startswith(live_server.url)
+            else problems.append(f"external request: {r.url}"))
+    yield page
+    assert problems == []
+
+
+def sign_in(page: Page, base: str, username: str = "admin") -> None:
+    page.goto(f"{base}/customers/")
+    expect(page).to_have_url(f"{base}/login/?next=/customers/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/customers/")
+
+
+@pytest.fixture
+def crowd(transactional_db: Any, customer: Customer) -> Customer:
+    """The customer under test among a few others, so lists look like lists."""
+    others = [("Grace Hopper", "grace@example.org", "+442079460958"),
+              ("Katherine Johnson", "kj@example.net", "+12025550143"),
+              ("Alan Turing", "alan@example.co.uk", "+442079460123"),
+              ("Hedy Lamarr", "hedy@example.com", "+13105550199")]
+    for index, (name, email, phone) in enumerate(others):
+        make_customer(name=name, email=email, phone=phone, user_id=f"u-{index}",
+                      anonymous_id=f"anon-{index}", tracks=5 + index * 7, prefix=f"c{index}")
+    return customer
+
+
+def test_search_then_customer_360_then_load_more(
+    watched: Page, live_server: Any, staff_user: Any, crowd: Customer,
+) -> None:
+    page, base = watched, live_server.url
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    sign_in(page, base)
+    expect(page.get_by_role("heading", name="Customers", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("total-profiles")).to_have_text("5")
+    page.screenshot(path=str(SCREENS / "customers.png"), full_page=True)
+
+    # Typing updates the results through htmx: no page load, the table swaps in place.
+    page.evaluate("window.__samePage = true")
+    with page.expect_response(lambda r: "/customers/results/" in r.url
+                              and "ada%40example.com" in r.url):
+        page.get_by_role("searchbox").press_sequentially(crowd.email, delay=15)
+    results = page.locator("#results")
+    expect(results).to_contain_text(f"Results for “{crowd.email}”")
+    expect(results.locator("tbody tr")).to_have_count(1)
+    expect(results).not_to_contain_text("Grace Hopper")
+    assert page.evaluate("window.__samePage") is True
+    expect(page).to_have_url(f"{base}/?q=ada%40example.com")
+    page.screenshot(path=str(SCREENS / "customers-search.png"), full_page=True)
+
+    # Through to the 360 page.
+    results.get_by_role("link", name=crowd.name).click()
+    expect(page).to_have_url(f"{base}/customers/{crowd.id}/")
+    expect(page.get_by_test_id("profile-name")).to_have_text(crowd.name)
+    expect(page.locator("#channel-chart canvas")).to_have_count(1)
+    rows = page.locator("#timeline-rows tr.event-row")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("Step 069")
+    expect(page.get_by_test_id("identities")).to_contain_text("u-ada")
+    expect(page.get_by_test_id("traits")).to_contain_text("gold")
+    page.screenshot(path=str(SCREENS / "customer-360.png"))
+    page.screenshot(path=str(SCREENS / "customer-360-full.png"), full_page=True)
+
+    # "Load more" appends the next page of the timeline in place.
+    page.evaluate("window.__samePage = true")
+    page.get_by_role("link", name="Load more").click()
+    expect(rows).to_have_count(crowd.events)
+    expect(rows.last).to_contain_text("Identified")
+    expect(page.get_by_role("link", name="Load more")).to_have_count(0)
+    assert page.evaluate("window.__samePage") is True
+    expect(page).to_have_url(f"{base}/customers/{crowd.id}/")
+
+    # The channel filter swaps the rows for that channel's.
+    emails = queries.channel_counts(queries.canonical(crowd.id))["email"]
+    page.get_by_label("Channel", exact=True).select_option("email")
+    expect(rows).to_have_count(emails)
+    expect(page.locator("#timeline-rows .badge", has_text="web")).to_have_count(0)
+
+
+def test_create_and_revoke_an_api_key(
+    watched: Page, live_server: Any, staff_user: Any,
+) -> None:
+    from cxm.accounts.models import ApiKey
+
+    page, base = watched, live_server.url
+    sign_in(page, base)
+    page.get_by_role("link", name="API keys").click()
+    expect(page).to_have_url(f"{base}/settings/keys/")
+    page.get_by_label("Name").fill("Mobile app")
+    page.get_by_label("Scope").select_option("read")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_test_id("new-key-value")
+    expect(secret).to_be_visible()
+    plaintext = secret.inner_text().strip()
+    row = ApiKey.objects.get(name="Mobile app")
+    assert plaintext.startswith(f"cxm_{row.prefix}_") and row.digest != plaintext
+    assert row.scope == "read"
+    expect(page.get_by_test_id("key-table")).to_contain_text("Mobile app")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "api-keys.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("key-table").get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_contain_text("is revoked")
+    expect(page.get_by_test_id("key-table")).to_contain_text("revoked")
+    expect(page.get_by_test_id("key-table")).not_to_contain_text(plaintext)
+    row.refresh_from_db()
+    assert row.revoked_at is not None
+
+
+def test_a_non_staff_user_sees_no_keys(page: Page, live_server: Any, plain_user: Any) -> None:
+    base = live_server.url
+    sign_in(page, base, username="agent")
+    expect(page.get_by_role("link", name="API keys")).to_have_count(0)
+    response = page.goto(f"{base}/settings/keys/")
+    assert response is not None and response.status == 403
+
+
+def test_an_expired_session_sends_the_search_box_to_the_login_page(
+    page: Page, live_server: Any, plain_user: Any,
+) -> None:
+    base = live_server.url
+    sign_in(page, base, username="agent")
+    page.context.clear_cookies()
+    page.get_by_role("searchbox").press_sequentially("ada", delay=15)
+    expect(page).to_have_url(f"{base}/login/?next=/customers/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
