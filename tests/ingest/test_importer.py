@@ -27,7 +27,7 @@ def test_read_jsonl_numbers_lines_and_marks_bad_ones() -> None:
     first = dict(lines[0].raw)
     assert first.pop("messageId").startswith("jsonl-")  # derived from content, stable on re-runs
     assert first == {"a": 1}
-    assert list(importer.read_jsonl(io.BytesIO(b'{"a": 1}\n')))[0].raw == lines[0].raw
+    assert next(importer.read_jsonl(io.BytesIO(b'{"a": 1}\n'))).raw == lines[0].raw
     bad = lines[1].raw
     assert getattr(bad, "code", None) == "invalid_json"
     assert lines[1].text.startswith("{broken")
