@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,11 @@ PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "cxm_bench")
 
 # Extra CXM_* settings for every target of this run (run.py --env KEY=VALUE).
 EXTRA_ENV: dict[str, str] = {}
+
+# run.py --quiet-wait: before each timed measurement wait up to this many seconds for other
+# people's processes on this shared machine to use less than QUIET_CORES of CPU.
+QUIET_WAIT = 0.0
+QUIET_CORES = 0.3
 
 # Every process we start, so that a crash or Ctrl-C still stops them.
 _CHILDREN: list[subprocess.Popen[Any]] = []
@@ -136,6 +142,76 @@ class Target:
             return int(cur.fetchone()[0])
         finally:
             conn.close()
+
+
+@dataclass
+class Projection:
+    """How dict rows map onto a table as it is now (the schema changes while the code does):
+    known keys that are columns are kept, columns nobody gave a value and that are NOT NULL
+    without a default get their type's empty value, the rest is dropped."""
+
+    table: str
+    columns: tuple[str, ...]
+    fill: dict[str, Any]
+    dropped: tuple[str, ...]
+    placeholders: tuple[str, ...]
+
+    def rows(self, dicts: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        cols, fill = self.columns, self.fill
+        return [tuple(d[c] if c in d else fill[c] for c in cols) for d in dicts]
+
+
+_SCHEMA_NOTES: set[tuple[Any, ...]] = set()
+
+
+def project(target: Target, conn: Any, table: str, keys: Sequence[str]) -> Projection:
+    cur = conn.cursor()
+    if target.kind == "postgres":
+        cur.execute("SELECT column_name, data_type, is_nullable, column_default FROM "
+                    "information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+                    (table,))
+        found = [(n, t.lower(), nullable == "NO", d is not None)
+                 for n, t, nullable, d in cur.fetchall()]
+        create_sql = ""
+    else:
+        cur.execute(f'PRAGMA table_info("{table}")')
+        found = [(row[1], str(row[2]).lower(), bool(row[3]), row[4] is not None)
+                 for row in cur.fetchall()]
+        cur.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
+        create_sql = cur.fetchone()[0]
+    if not found:
+        raise RuntimeError(f"table {table} does not exist (migrations not run?)")
+    names = {name for name, *_ in found}
+    columns: list[str] = []
+    placeholders: list[str] = []
+    fill: dict[str, Any] = {}
+    for name, kind, not_null, has_default in found:
+        is_json = "json" in kind or f'JSON_VALID("{name}")' in create_sql
+        if name not in keys:
+            if name == "id" or not not_null or has_default:
+                continue
+            if is_json:
+                fill[name] = "{}"
+            elif any(word in kind for word in ("int", "numeric", "real", "double")):
+                fill[name] = 0
+            elif "bool" in kind:
+                fill[name] = False
+            elif "time" in kind or "date" in kind:
+                now = datetime.now(UTC)
+                fill[name] = now if target.kind == "postgres" else \
+                    now.replace(tzinfo=None).isoformat(" ", "microseconds")
+            else:
+                fill[name] = ""
+        columns.append(name)
+        placeholders.append("?" if target.kind == "sqlite" else
+                            "%s::jsonb" if kind == "jsonb" else "%s")
+    dropped = tuple(k for k in keys if k not in names)
+    note = (target.kind, table, tuple(sorted(fill)), dropped)
+    if (fill or dropped) and note not in _SCHEMA_NOTES:
+        _SCHEMA_NOTES.add(note)
+        log(f"  {target.kind}: {table}: schema differs from the loader's rows; "
+            f"filled {sorted(fill)} with empty values, left out {list(dropped)}")
+    return Projection(table, tuple(columns), fill, dropped, tuple(placeholders))
 
 
 def _pg_admin(sql: str) -> None:
@@ -342,32 +418,63 @@ def _proc_table() -> dict[int, tuple[int, float, str]]:
     return table
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent not idle (all processes, even exited ones)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(x) for x in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / _TICK
+
+
 class CpuMeter:
-    """CPU used during a window by processes that are not ours (other people's tests and
-    servers on this shared machine), so a slow figure can be told from a busy machine.
-    Ours = this process and its descendants; PostgreSQL is counted apart (its backends serve
-    everyone). Processes that both start and end inside the window are not seen."""
+    """Who used the CPU during a window, in cores (CPU seconds per wall second):
+
+    * ``ours`` — this process and its descendants (servers, workers, ``cxm`` subprocesses,
+      including children reaped during the window, via ``RUSAGE_CHILDREN``);
+    * ``postgres`` — live PostgreSQL processes (backends serve everyone, ours included);
+    * ``foreign`` — every other live process: other people's tests and servers on this shared
+      machine, so a slow figure can be told from a busy machine;
+    * ``unattributed`` — the rest of the machine's busy time: processes that exited inside
+      the window (PostgreSQL backends of finished ``cxm`` commands, short foreign commands).
+    """
 
     def __init__(self) -> None:
         self.before: dict[int, tuple[int, float, str]] = {}
         self.started = 0.0
+        self.busy = 0.0
+        self.children = 0.0
+
+    @staticmethod
+    def _children_cpu() -> float:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def _mine(self, table: dict[int, tuple[int, float, str]]) -> set[int]:
+        mine = {os.getpid()}
+        changed = True
+        while changed:
+            changed = False
+            for pid, (ppid, _, _) in table.items():
+                if ppid in mine and pid not in mine:
+                    mine.add(pid)
+                    changed = True
+        return mine
 
     def start(self) -> CpuMeter:
         self.before = _proc_table()
+        self.mine_before = self._mine(self.before)
+        self.busy = _machine_busy_seconds()
+        self.children = self._children_cpu()
         self.started = time.perf_counter()
         return self
 
     def stop(self) -> dict[str, Any]:
         after = _proc_table()
-        wall = time.perf_counter() - self.started
-        mine = {os.getpid()}
-        changed = True
-        while changed:
-            changed = False
-            for pid, (ppid, _, _) in after.items():
-                if ppid in mine and pid not in mine:
-                    mine.add(pid)
-                    changed = True
+        wall = max(time.perf_counter() - self.started, 1e-9)
+        busy = _machine_busy_seconds() - self.busy
+        mine = self._mine(after)
         ours = foreign = postgres = 0.0
         top: dict[str, float] = {}
         for pid, (_, cpu, name) in after.items():
@@ -381,15 +488,103 @@ class CpuMeter:
             else:
                 foreign += delta
                 top[name] = top.get(name, 0.0) + delta
-        wall = max(wall, 1e-9)
+        # our children reaped in the window: their whole life is in RUSAGE_CHILDREN; take off
+        # what they had used before the window started
+        reaped_before = sum(self.before[pid][1] for pid in self.mine_before
+                            if pid not in after and pid in self.before)
+        ours += max(0.0, self._children_cpu() - self.children - reaped_before)
         return {
             "wall_s": round(wall, 2),
+            "machine_busy_cores": round(busy / wall, 2),
             "ours_cores": round(ours / wall, 2),
             "postgres_cores": round(postgres / wall, 2),
             "foreign_cores": round(foreign / wall, 2),
+            "unattributed_cores": round(max(0.0, busy - ours - postgres - foreign) / wall, 2),
             "foreign_top": {k: round(v, 1) for k, v in
                             sorted(top.items(), key=lambda kv: -kv[1])[:3]},
         }
+
+
+def wait_for_quiet() -> dict[str, float]:
+    """Sample foreign CPU in 2-second windows until it is below QUIET_CORES or QUIET_WAIT
+    seconds have passed; returns how long we waited and the last reading."""
+    if QUIET_WAIT <= 0:
+        return {}
+    started = time.perf_counter()
+    while True:
+        meter = CpuMeter().start()
+        time.sleep(2.0)
+        reading = meter.stop()
+        foreign = reading["foreign_cores"] + reading["unattributed_cores"]
+        waited = time.perf_counter() - started
+        if foreign < QUIET_CORES or waited >= QUIET_WAIT:
+            if waited > 2.5:
+                log(f"    (waited {waited:.0f}s for a quieter machine: other processes now use "
+                    f"{foreign:.2f} cores)")
+            return {"waited_s": round(waited, 1), "foreign_cores_before": round(foreign, 2)}
+
+
+class PgWaitSampler:
+    """Samples ``pg_stat_activity`` of one database every ``interval`` seconds in a thread:
+    how many backends were running, idle in a transaction, or waiting (and on what). Shows
+    whether concurrent requests actually run in parallel or queue on locks."""
+
+    def __init__(self, database_url: str, interval: float = 0.05):
+        import threading
+
+        self.url = database_url
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.samples = 0
+        self.states: dict[str, int] = {}
+        self.locks: dict[str, int] = {}
+
+    def _run(self) -> None:
+        import psycopg
+
+        dbname = self.url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop_event.is_set():
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = "
+                    "'client backend'", (dbname,)).fetchall()
+                waiting = conn.execute(
+                    "SELECT l.objsubid, count(*) FROM pg_locks l JOIN pg_database d ON "
+                    "d.oid = l.database WHERE d.datname = %s AND l.locktype = 'advisory' AND "
+                    "NOT l.granted GROUP BY l.objsubid", (dbname,)).fetchall()
+                for objsubid, count in waiting:
+                    # pg_advisory_xact_lock(bigint) has objsubid 1, (int4, int4) has 2
+                    key = ("waiting for advisory lock (bigint key)" if objsubid == 1 else
+                           "waiting for advisory lock (int4 pair key)")
+                    self.locks[key] = self.locks.get(key, 0) + count
+                self.samples += 1
+                for state, wait_type, wait_event in rows:
+                    if state == "active" and wait_type in (None, "", "CPU"):
+                        key = "active (on CPU)"
+                    elif state == "active":
+                        key = f"active, waiting {wait_type}:{wait_event}"
+                    else:
+                        key = str(state)
+                        if wait_type == "Client":
+                            key += f" ({wait_event})"
+                    self.states[key] = self.states.get(key, 0) + 1
+                time.sleep(self.interval)
+
+    def __enter__(self) -> PgWaitSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def summary(self) -> dict[str, float]:
+        """Average number of backends in each state per sample."""
+        n = max(1, self.samples)
+        merged = {**self.states, **self.locks}
+        return {k: round(v / n, 2) for k, v in sorted(merged.items(), key=lambda kv: -kv[1])}
 
 
 # --- machine ------------------------------------------------------------------------------------

@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from _common import Target
-from workload import COLUMNS
+from _common import Target, project
 
 RAW_TABLE = "bench_raw_event"
 
@@ -38,22 +37,23 @@ def create_raw_table(target: Target) -> None:
         conn.close()
 
 
-def raw_insert(target: Target, rows: list[tuple[Any, ...]], batch: int) -> dict[str, float]:
-    """executemany the rows in ``batch``-sized transactions; returns rows/s."""
-    cols = ", ".join(COLUMNS)
+def raw_insert(target: Target, rows: list[dict[str, Any]], batch: int) -> dict[str, float]:
+    """executemany the rows in ``batch``-sized transactions; returns rows/s. Rows are mapped
+    onto the table's current columns before the clock starts."""
     conn = target.connect()
     try:
+        shape = project(target, conn, RAW_TABLE, list(rows[0]) if rows else [])
+        values = shape.rows(rows)
         cur = conn.cursor()
         if target.kind == "postgres":
-            marks = ", ".join("%s::jsonb" if c == "payload" else "%s" for c in COLUMNS)
-        else:
-            marks = ", ".join("?" for _ in COLUMNS)
-        sql = f"INSERT INTO {RAW_TABLE} ({cols}) VALUES ({marks})"
+            conn.commit()
+        sql = (f"INSERT INTO {RAW_TABLE} ({', '.join(shape.columns)}) "
+               f"VALUES ({', '.join(shape.placeholders)})")
         started = time.perf_counter()
-        for start in range(0, len(rows), batch):
+        for start in range(0, len(values), batch):
             if target.kind == "sqlite":
                 cur.execute("BEGIN IMMEDIATE")
-            cur.executemany(sql, rows[start:start + batch])
+            cur.executemany(sql, values[start:start + batch])
             conn.commit() if target.kind == "postgres" else cur.execute("COMMIT")
         seconds = time.perf_counter() - started
     finally:

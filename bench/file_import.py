@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from _common import CpuMeter, cxm, fresh_target, log, median
+from _common import CpuMeter, cxm, fresh_target, log, median, wait_for_quiet
 from baseline import create_raw_table, raw_insert
 from workload import ProfileIds, Workload, event_rows
 
@@ -49,6 +49,7 @@ def run(kind: str, cfg: ImportConfig, path: Path, messages: list[dict[str, Any]]
     for number in range(1, cfg.repeats + 1):
         with fresh_target(kind) as target:
             cxm(target, "migrate")
+            quiet = wait_for_quiet()
             meter = CpuMeter().start()
             started = time.perf_counter()
             done = cxm(target, "import", str(path), "--json", timeout=1800)
@@ -66,7 +67,7 @@ def run(kind: str, cfg: ImportConfig, path: Path, messages: list[dict[str, Any]]
                 "run_import_seconds": summary["seconds"],
                 "run_import_events_per_s": round(inproc, 1),
                 "summary": summary, "stored": stored, "profiles": profiles, "merges": merges,
-                "complete": complete, "cpu": cpu,
+                "complete": complete, "cpu": cpu, "quiet_wait": quiet,
             }
             create_raw_table(target)
             rows = event_rows(messages, kind, datetime.now(UTC), ProfileIds(),
@@ -76,8 +77,9 @@ def run(kind: str, cfg: ImportConfig, path: Path, messages: list[dict[str, Any]]
             log(f"  import/{kind} #{number}: {len(messages):,} lines, CLI {wall:.1f}s = "
                 f"{rep['cli_events_per_s']:,.0f} ev/s, run_import {inproc:,.0f} ev/s; stored "
                 f"{stored:,} ({'OK' if complete else 'LOST'}), {profiles:,} profiles, "
-                f"{merges:,} merges; raw {rep['baseline']['events_per_s']:,.0f} rows/s; foreign "
-                f"CPU {cpu['foreign_cores']:.2f} cores")
+                f"{merges:,} merges; raw {rep['baseline']['events_per_s']:,.0f} rows/s; CPU cores: "
+                f"cxm {cpu['ours_cores']:.2f}, exited processes (e.g. its PG backend) "
+                f"{cpu['unattributed_cores']:.2f}, foreign {cpu['foreign_cores']:.2f}")
     cli = median([r["cli_events_per_s"] for r in reps])
     inproc = median([r["run_import_events_per_s"] for r in reps])
     floor = median([r["baseline"]["events_per_s"] for r in reps])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ import orjson
 
 from _common import (
     CpuMeter,
+    PgWaitSampler,
     Server,
     create_key,
     cxm,
@@ -28,6 +30,7 @@ from _common import (
     latency_summary,
     log,
     median,
+    wait_for_quiet,
 )
 from baseline import create_raw_table, raw_insert
 from workload import ProfileIds, Workload, event_rows
@@ -43,6 +46,7 @@ class HttpConfig:
     events_per_round: int = 30_000
     warmup_events: int = 2_000
     people: int = 20_000
+    skew: float = 1.1
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Prepared:
 
 
 def prepare(cfg: HttpConfig, seed: int = 7) -> Prepared:
-    workload = Workload(people=cfg.people, seed=seed)
+    workload = Workload(people=cfg.people, seed=seed, skew=cfg.skew)
     start = datetime.now(UTC) - timedelta(hours=6)
     step = timedelta(milliseconds=50)
 
@@ -197,7 +201,14 @@ def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
                     f":{server.port}, {cfg.clients} clients")
                 warm = send(server.port, key, prepared.warmup, cfg.clients)
                 for number, bodies in enumerate(prepared.rounds, start=1):
-                    result = send(server.port, key, bodies, cfg.clients)
+                    quiet = wait_for_quiet()
+                    if kind == "postgres":
+                        with PgWaitSampler(target.database_url) as sampler:
+                            result = send(server.port, key, bodies, cfg.clients)
+                        result["pg_backends"] = sampler.summary()
+                    else:
+                        result = send(server.port, key, bodies, cfg.clients)
+                    result["quiet_wait"] = quiet
                     rounds.append(result)
                     # Paired baseline right after each round (server idle), so both see the
                     # same machine conditions: the same rows, raw, 100 per transaction.
@@ -211,6 +222,14 @@ def run(kind: str, cfg: HttpConfig, prepared: Prepared) -> dict[str, Any]:
                         f"retries {result['retries']}, foreign CPU "
                         f"{result['cpu']['foreign_cores']:.2f} cores); raw "
                         f"{base[-1]['events_per_s']:,.0f} rows/s")
+                    cpu = result["cpu"]
+                    per = 100_000 / max(result["events_per_s"], 1)  # core-ms per 100 events
+                    log(f"      CPU: cxm {cpu['ours_cores']:.2f} cores "
+                        f"({cpu['ours_cores'] * per:.1f} ms/100 ev), postgres "
+                        f"{cpu['postgres_cores']:.2f} ({cpu['postgres_cores'] * per:.1f} ms/100 "
+                        f"ev), machine busy {cpu['machine_busy_cores']:.2f} of {os.cpu_count()}"
+                        + (f"; PG backends per sample: {result['pg_backends']}"
+                           if "pg_backends" in result else ""))
             stored = target.count("ingest_event")
             profiles = target.count("identity_profile")
             merges = target.count("identity_merge")

@@ -23,6 +23,7 @@ from _common import (
     latency_summary,
     log,
     run_worker,
+    wait_for_quiet,
 )
 from read_data import build, sample
 
@@ -85,6 +86,7 @@ def run(kind: str, cfg: ReadConfig, profile_out: str | None = None) -> dict[str,
         args = [str(sample_path)]
         if profile_out:
             args += ["--profile", profile_out]
+        wait_for_quiet()
         meter = CpuMeter().start()
         inproc = run_worker("read_worker.py", target, args, timeout=900)
         inproc["cpu"] = meter.stop()
@@ -98,6 +100,7 @@ def run(kind: str, cfg: ReadConfig, profile_out: str | None = None) -> dict[str,
                 f"p99 {s['p99_ms']:.2f} ms")
         key = create_key(target, "read", "bench-read")
         with Server(target, cfg.http_workers) as server:
+            wait_for_quiet()
             meter = CpuMeter().start()
             over_http = _http(server.port, key, picks[:cfg.http_lookups])
             over_http["cpu"] = meter.stop()

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from _common import Target, log
+from _common import Target, log, project
 from workload import Workload
 
 PROFILE_COLS = ("id", "created_at", "updated_at", "first_seen", "last_seen", "event_count",
@@ -101,16 +101,21 @@ def _executemany_chunks(target: Target, conn: Any, sql: str, rows: list[tuple[An
 
 def _insert(target: Target, conn: Any, table: str, cols: tuple[str, ...],
             rows: list[tuple[Any, ...]]) -> None:
+    """Insert tuples given in ``cols`` order, mapped onto the table's current columns."""
+    shape = project(target, conn, table, cols)
+    if shape.columns != cols:
+        position = {c: i for i, c in enumerate(cols)}
+        picks = [(position[c], None) if c in position else (-1, shape.fill[c])
+                 for c in shape.columns]
+        rows = [tuple(r[i] if i >= 0 else v for i, v in picks) for r in rows]
+    names = ", ".join(shape.columns)
     if target.kind == "postgres":
-        with conn.cursor() as cur, cur.copy(
-            f"COPY {table} ({', '.join(cols)}) FROM STDIN"
-        ) as copy:
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         return
-    marks = ", ".join("?" for _ in cols)
-    _executemany_chunks(target, conn, f"INSERT INTO {table} ({', '.join(cols)}) "
-                                      f"VALUES ({marks})", rows)
+    marks = ", ".join("?" for _ in shape.columns)
+    _executemany_chunks(target, conn, f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
 def _secondary_indexes(target: Target, conn: Any, table: str) -> list[tuple[str, str]]:

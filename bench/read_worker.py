@@ -50,7 +50,9 @@ def main() -> None:
     else:
         import psycopg
 
-        raw = psycopg.connect(settings.CXM.database_url, autocommit=True)
+        # no automatic server-side prepare (Django's psycopg backend doesn't prepare either)
+        raw = psycopg.connect(settings.CXM.database_url, autocommit=True,
+                              prepare_threshold=None)
         mark = "%s"
     profile_sql = f"SELECT * FROM identity_profile WHERE id = {mark}"
     events_sql = (f"SELECT * FROM ingest_event WHERE profile_id = {mark} "
@@ -92,6 +94,7 @@ def main() -> None:
     ours_ms: list[float] = []
     base_ms: list[float] = []
     by_tier: dict[str, list[float]] = {}
+    base_by_tier: dict[str, list[float]] = {}
     mismatches = 0
     for pick in picks:
         order = [0, 1] if rng.random() < 0.5 else [1, 0]
@@ -111,6 +114,7 @@ def main() -> None:
                 started = time.perf_counter()
                 counts[1] = baseline(pick["id"])
                 base_ms.append((time.perf_counter() - started) * 1000)
+                base_by_tier.setdefault(pick["tier"], []).append(base_ms[-1])
         mismatches += counts[0] != counts[1]
     if profiler and args.profile:
         profiler.dump_stats(args.profile)
@@ -118,6 +122,7 @@ def main() -> None:
         "vendor": vendor, "lookups": len(picks),
         "ours": latency_summary(ours_ms), "baseline": latency_summary(base_ms),
         "by_tier": {t: latency_summary(v) for t, v in sorted(by_tier.items())},
+        "baseline_by_tier": {t: latency_summary(v) for t, v in sorted(base_by_tier.items())},
         "count_mismatches": mismatches,
     }))
 

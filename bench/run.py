@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -109,7 +110,10 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
             ])
         for name in ("http", "import", "read"):
             if res.get(name, {}).get("error"):
-                rows.append([name, db, "ERROR", "", "", "", res[name]["error"][:80], ""])
+                lines = [x.strip() for x in res[name]["error"].splitlines() if x.strip()]
+                named = [x for x in lines if re.match(r"^[\w.]*(Error|Exception)\b", x)]
+                why = (named or lines or ["?"])[-1]
+                rows.append([name, db, "ERROR", "", "", "", why[:120].replace("|", "/"), ""])
     return rows
 
 
@@ -130,6 +134,12 @@ def main() -> int:
                         help="comma-separated subset of http,import,read")
     parser.add_argument("--workers", help="HTTP worker counts to try, e.g. 2,3,4")
     parser.add_argument("--clients", type=int, help="concurrent HTTP clients (default 6)")
+    parser.add_argument("--skew", type=float,
+                        help="HTTP workload: Zipf exponent of activity per person (default 1.1; "
+                             "0 = uniform)")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="before each timed measurement, wait up to this long for other "
+                             "processes on the machine to use < 0.3 cores (shared machines)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra setting for every cxm process, e.g. "
                              "CXM_SQLITE_SYNCHRONOUS=NORMAL (repeatable)")
@@ -143,11 +153,14 @@ def main() -> int:
         http_cfg.workers = tuple(int(w) for w in args.workers.split(","))
     if args.clients:
         http_cfg.clients = args.clients
+    if args.skew is not None:
+        http_cfg.skew = args.skew
     for item in args.env:
         env_key, sep, env_value = item.partition("=")
         if not sep or not env_key:
             parser.error(f"--env {item!r} must look like KEY=VALUE")
         _common.EXTRA_ENV[env_key] = env_value
+    _common.QUIET_WAIT = args.quiet_wait
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     pg_version = postgres_available()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
@@ -171,6 +184,7 @@ def main() -> int:
         "command": " ".join([os.path.relpath(sys.executable, Path.cwd()), *sys.argv]),
         "started_utc": stamp, "mode": "quick" if args.quick else "full", "machine": machine,
         "targets": TARGETS, "extra_env": dict(_common.EXTRA_ENV),
+        "quiet_wait_s": args.quiet_wait,
         "databases": {db: {} for db in dbs},
     }
     out_path = out_dir / f"{stamp}.json"

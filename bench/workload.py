@@ -204,10 +204,6 @@ class Workload:
 
 # --- rows for the raw-insert baseline -----------------------------------------------------------
 
-COLUMNS = ("message_id", "type", "name", "channel", "profile_id", "identity_id", "user_id",
-           "anonymous_id", "timestamp", "received_at", "sent_at", "original_timestamp",
-           "source", "payload")
-
 
 def _parse(value: str | None) -> datetime | None:
     if not value:
@@ -229,25 +225,29 @@ class ProfileIds:
 
 
 def event_rows(messages: list[dict[str, Any]], kind: str, received_at: datetime,
-               profiles: ProfileIds, source: str = "key:bench") -> list[tuple[Any, ...]]:
-    """The rows ingest would store for these messages, in the DB's own parameter types
-    (SQLite: text datetimes and hex UUIDs like Django's; PostgreSQL: datetime and UUID)."""
-    rows: list[tuple[Any, ...]] = []
+               profiles: ProfileIds, source: str = "key:bench") -> list[dict[str, Any]]:
+    """The rows ingest would store for these messages, keyed by column, in the DB's own
+    parameter types (SQLite: text datetimes and hex UUIDs like Django's; PostgreSQL: datetime
+    and UUID). Keys that are not columns of the table at hand are left out when inserting."""
+    rows: list[dict[str, Any]] = []
+    sqlite = kind == "sqlite"
+    received = _sqlite_dt(received_at) if sqlite else received_at
     for position, m in enumerate(messages):
         ts = _parse(m.get("timestamp")) or received_at
-        user = m.get("userId") or ""  # the app stores "" for a missing id
+        user = m.get("userId") or ""
         anon = m.get("anonymousId") or ""
         pid = profiles.of(user or anon or "?")
-        name = m.get("event") or m.get("name") or ""
-        channel = "app" if "app" in m.get("context", {}) else "web"
-        payload = orjson.dumps(m).decode()
-        if kind == "sqlite":
-            rows.append((m["messageId"], m["type"], name, channel, pid.hex, position, user,
-                         anon, _sqlite_dt(ts), _sqlite_dt(received_at), None, _sqlite_dt(ts),
-                         source, payload))
-        else:
-            rows.append((m["messageId"], m["type"], name, channel, pid, position, user, anon,
-                         ts, received_at, None, ts, source, payload))
+        when = _sqlite_dt(ts) if sqlite else ts
+        rows.append({
+            "message_id": m["messageId"], "type": m["type"],
+            "name": m.get("event") or m.get("name") or "",
+            "channel": "app" if "app" in m.get("context", {}) else "web",
+            "profile_id": pid.hex if sqlite else pid, "identity_id": position,
+            "user_id": user, "anonymous_id": anon,
+            "timestamp": when, "received_at": received, "sent_at": None,
+            "original_timestamp": when, "source": source,
+            "payload": orjson.dumps(m).decode(),
+        })
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from cxm.accounts import auth, keys
 from cxm.accounts.models import ApiKey
 from cxm.cli import app
 from cxm.core.models import AuditLog
-from cxm.identity.models import Identity, Profile
+from cxm.identity.models import Profile
 from cxm.ingest.models import Event, Outcome
+from tests.helpers import identity_pairs, profile_of, revealed, trait
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +42,8 @@ def test_keys_create_prints_a_key_that_authenticates_with_its_scope() -> None:
         assert key.prefix == created["prefix"] == keys.parse_prefix(created["key"])
     plain = run("keys", "create", "--name", "plain", "--scope", "ingest").stdout.strip()
     assert auth.authenticate(plain) is not None
-    assert AuditLog.objects.filter(action="api_key.created", actor="cli").count() == 4
+    operator = f"cli:{getpass.getuser()}"
+    assert AuditLog.objects.filter(action="api_key.created", actor=operator).count() == 4
     # the secret is stored only as a digest
     assert not ApiKey.objects.filter(digest=plain).exists()
 
@@ -107,9 +110,9 @@ def test_import_jsonl_with_bad_lines_reports_and_reruns_as_duplicates(tmp_path: 
 
     assert Event.objects.count() == 3
     assert set(Event.objects.values_list("source", flat=True)) == {"import:events.jsonl"}
-    ann = Profile.objects.get(identities__kind="email", identities__value="ann@example.com")
+    ann = profile_of("email", "ann@example.com")
     assert ann.event_count == 2
-    assert ann.traits["name"]["value"] == "Ann"
+    assert trait(ann, "name") == "Ann"
 
     again = run_json("import", str(source))
     assert (again["total"], again["accepted"], again["rejected"]) == (6, 0, 2)
@@ -176,13 +179,12 @@ def test_csv_import_with_a_mapping_creates_profiles_and_reruns_cleanly(tmp_path:
     summary = run_json(*args)
     assert (summary["total"], summary["accepted"], summary["rejected"]) == (4, 4, 0)
     assert Profile.objects.filter(merged_into__isnull=True).count() == 3
-    ann = Profile.objects.get(identities__kind="user_id", identities__value="c-1")
-    assert {(i.kind, i.value) for i in Identity.objects.filter(profile=ann)} == {
-        ("user_id", "c-1"), ("email", "ann@example.com")}
-    assert ann.traits["name"]["value"] == "Ann Lee"
-    assert ann.traits["plan"]["value"] == "gold"
+    ann = profile_of("user_id", "c-1")
+    assert identity_pairs(ann) == {("user_id", "c-1"), ("email", "ann@example.com")}
+    assert trait(ann, "name") == "Ann Lee"
+    assert trait(ann, "plan") == "gold"
     assert ann.event_count == 2
-    bob = Profile.objects.get(identities__value="c-2")
+    bob = profile_of("user_id", "c-2")
     assert "plan" not in bob.traits  # empty cells are not traits
     assert set(Event.objects.values_list("type", flat=True)) == {"identify"}
 
@@ -211,7 +213,8 @@ def test_csv_track_import_via_cli(tmp_path: Path) -> None:
     rejects = read_rejects(Path(summary["rejects_file"]))
     assert rejects[0]["line"] == 3 and rejects[0]["code"] == "missing_identifier"
     event = Event.objects.get()
-    assert (event.type, event.name, event.user_id) == ("track", "Order Imported", "c-1")
+    assert (event.type, event.name, revealed(event)["userId"]) == (
+        "track", "Order Imported", "c-1")
 
 
 def test_csv_import_usage_errors(tmp_path: Path) -> None:
@@ -224,3 +227,34 @@ def test_csv_import_usage_errors(tmp_path: Path) -> None:
     other.write_text("<x/>")
     run("import", str(other), code=2)
     assert Event.objects.count() == 0
+
+
+def test_createuser_with_a_role_is_audited_as_the_operator() -> None:
+    from django.contrib.auth import get_user_model
+
+    from cxm.accounts import principals
+
+    created = run_json("createuser", "ana", "--password", "a-long-password-1", "--role",
+                       "analyst")
+    assert (created["username"], created["role"]) == ("ana", "analyst")
+    user = get_user_model().objects.get(username="ana")
+    assert principals.role_of(user) == "analyst" and user.check_password("a-long-password-1")
+    row = AuditLog.objects.get(action="user.created")
+    assert row.actor == f"cli:{getpass.getuser()}"
+    assert row.changes == {"username": "ana", "role": "analyst"}
+    assert "a-long-password-1" not in str(row.changes)
+    # the default role is admin (the first user made on the server runs it)
+    run("createuser", "root", "--password", "a-long-password-2")
+    assert principals.role_of(get_user_model().objects.get(username="root")) == "admin"
+
+
+def test_createuser_refuses_a_bad_role_a_weak_password_and_a_taken_name() -> None:
+    from django.contrib.auth import get_user_model
+
+    assert "role" in run("createuser", "x", "--password", "a-long-password-1", "--role",
+                         "root", code=2).stderr
+    assert "too short" in run("createuser", "x", "--password", "short", code=2).stderr
+    run("createuser", "x", "--password", "a-long-password-1")
+    assert "exists" in run("createuser", "X", "--password", "a-long-password-1",
+                           code=2).stderr
+    assert get_user_model().objects.count() == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -9,6 +11,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from cxm.accounts.api import router as keys_router
 from cxm.core.errors import CxmError
 from cxm.identity.api import router as profiles_router
+from cxm.identity.privacy_api import router as privacy_router
 
 api = NinjaAPI(
     title="cxm API",
@@ -20,12 +23,22 @@ api = NinjaAPI(
 )
 api.add_router("", profiles_router)
 api.add_router("", keys_router)
+api.add_router("", privacy_router)
 
 
 @api.exception_handler(CxmError)
 def on_cxm_error(request: HttpRequest, error: CxmError) -> HttpResponse:
     return api.create_response(request, {"code": error.code, "message": error.message},
                                status=error.status)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request: HttpRequest, error: RequestDataTooBig) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(
+        request, {"code": "payload_too_large",
+                  "message": f"request body is over {limit} bytes, the limit"},
+        status=413)
 
 
 @api.exception_handler(AuthenticationError)

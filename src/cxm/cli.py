@@ -39,6 +39,19 @@ def _migrate(quiet: bool = True) -> None:
     call_command("migrate", interactive=False, verbosity=0 if quiet else 1)
 
 
+def _operator(permission: str) -> Any:
+    """The local operator (an admin: the CLI runs on the server as its operator) as an audit
+    actor, ``cli:<os user>``, after asking the permission matrix like every entry point."""
+    from cxm.accounts import permissions, principals
+    from cxm.core.audit import Actor
+
+    operator = principals.local_operator()
+    if not permissions.allows(operator, permission):
+        console.print(f"[red]{operator.label} may not {permission}[/red]")
+        raise typer.Exit(2)
+    return Actor(operator.label)
+
+
 def _print(data: Any, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
@@ -109,12 +122,11 @@ def keys_create(
     _setup()
     _migrate()
     from cxm.accounts import actions
-    from cxm.core.audit import Actor
     from cxm.core.errors import CxmError
 
     try:
         key, plaintext = actions.create_api_key(name=name, scope=scope, default_channel=channel,
-                                                actor=Actor("cli"))
+                                                actor=_operator("keys.manage"))
     except CxmError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
@@ -132,6 +144,7 @@ def keys_list(as_json: JsonFlag = False) -> None:
     _migrate()
     from cxm.accounts.models import ApiKey
 
+    _operator("keys.manage")
     rows: list[dict[str, Any]] = [{"prefix": k.prefix, "name": k.name, "scope": k.scope,
              "created_at": k.created_at.isoformat(),
              "revoked": k.revoked_at is not None} for k in ApiKey.objects.order_by("created_at")]
@@ -151,11 +164,10 @@ def keys_revoke(prefix: str, as_json: JsonFlag = False) -> None:
     """Revoke a key by its prefix."""
     _setup()
     from cxm.accounts import actions
-    from cxm.core.audit import Actor
     from cxm.core.errors import CxmError
 
     try:
-        key = actions.revoke_api_key(prefix=prefix, actor=Actor("cli"))
+        key = actions.revoke_api_key(prefix=prefix, actor=_operator("keys.manage"))
     except CxmError as error:
         console.print(f"[red]{error.message}[/red]")
         raise typer.Exit(2) from None
@@ -179,8 +191,9 @@ def import_file(
     """Import a JSONL file of Segment messages or a CSV with a column mapping."""
     _setup()
     _migrate()
-    from cxm.core.audit import Actor
     from cxm.ingest import importer
+
+    actor = _operator("events.ingest")
 
     try:
         kind = importer.file_kind(file)
@@ -225,7 +238,7 @@ def import_file(
                                 rate=f"{done[0] / elapsed:,.0f} events/s" if elapsed else "")
 
             try:
-                summary = importer.run_import(lines, actor=Actor(label), source=label,
+                summary = importer.run_import(lines, actor=actor, source=label,
                                               rejects_path=rejects_path, progress=advance)
             except ValueError as error:
                 console.print(f"[red]{error}[/red]")
@@ -269,17 +282,126 @@ def demo(
 @app.command()
 def createuser(
     username: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
-    admin: Annotated[bool, typer.Option(help="full rights")] = True,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    role: Annotated[str, typer.Option(
+        help="admin, analyst, agent, marketer or viewer (see docs/security.md)")] = "admin",
+    as_json: JsonFlag = False,
 ) -> None:
-    """Create a user who can log in to the web UI."""
+    """Create a user who can sign in to the web UI, with a role."""
     _setup()
     _migrate()
     from cxm.accounts import actions
-    from cxm.core.audit import Actor
+    from cxm.core.errors import CxmError
 
-    actions.create_user(username=username, password=password, is_admin=admin, actor=Actor("cli"))
-    sys.stdout.write(f"created {username}\n")
+    try:
+        user_id = actions.create_user(username=username, password=password, role=role,
+                                      actor=_operator("users.manage"))
+    except CxmError as error:
+        console.print(f"[red]{error.message}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        _print({"id": user_id, "username": username.strip(), "role": role}, True)
+    else:
+        sys.stdout.write(f"created {username.strip()} ({role})\n")
+
+
+audit_app = typer.Typer(help="Check and search the audit log", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _parse_when(value: str | None, name: str) -> Any:
+    """An ISO date or date-time; without a zone it is UTC."""
+    from datetime import UTC, datetime
+
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        console.print(f"[red]{name} must be an ISO date or date-time, got {value!r}[/red]")
+        raise typer.Exit(2) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[str | None, typer.Option(
+        help="SEQ:HASH reported by an earlier run: that row must still carry that hash")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recompute the audit log's hash chain; exits 1 at the first broken row."""
+    _setup()
+    _migrate()
+    _operator("audit.read")
+    from cxm.core import audit
+
+    expected: tuple[int, str] | None = None
+    if anchor:
+        seq, sep, digest = anchor.partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64:
+            console.print("[red]--anchor must look like SEQ:HASH (64 hex digits)[/red]")
+            raise typer.Exit(2)
+        expected = (int(seq), digest.lower())
+    result = audit.verify_chain(anchor=expected)
+    if as_json:
+        _print(result.as_dict(), True)
+    elif result.ok:
+        head = f"head {result.head_seq}:{result.head_hash}" if result.head_seq else "empty"
+        sys.stdout.write(f"audit log intact: {result.rows:,} rows, {head}\n")
+    else:
+        sys.stdout.write(f"audit log BROKEN at row {result.broken_seq} ({result.problem}): "
+                         f"{result.detail}\n")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("search")
+def audit_search(
+    actor: Annotated[str | None, typer.Option(help="user:<id>, key:<prefix>, cli:<user> …")]
+    = None,
+    action: Annotated[str | None, typer.Option(help="e.g. profile.merged, or profile.*")]
+    = None,
+    target: Annotated[str | None, typer.Option(help="target id, e.g. a profile id")] = None,
+    since: Annotated[str | None, typer.Option(help="from this ISO date/time (UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="before this ISO date/time (UTC)")] = None,
+    limit: Annotated[int, typer.Option(help="rows per page (at most 500)")] = 100,
+    before_seq: Annotated[int | None, typer.Option(
+        help="older than this row: the next_before_seq of the page before")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Audit rows, newest first, filtered; page with --before-seq."""
+    _setup()
+    _migrate()
+    _operator("audit.read")
+    from cxm.core import audit
+
+    page = audit.search(actor=actor, action=action, target_id=target,
+                        since=_parse_when(since, "--since"), until=_parse_when(until, "--until"),
+                        limit=limit, before_seq=before_seq)
+    if as_json:
+        _print({"rows": [audit.as_dict(row) for row in page.rows],
+                "next_before_seq": page.next_before_seq}, True)
+        return
+    table = Table("seq", "at (UTC)", "actor", "action", "target", "changes", "ip")
+    for row in page.rows:
+        table.add_row(str(row.seq), f"{row.at:%Y-%m-%d %H:%M:%S}", row.actor, row.action,
+                      f"{row.target_type}:{row.target_id}",
+                      json.dumps(row.changes, sort_keys=True)[:80], row.ip or "")
+    Console().print(table)
+    if page.next_before_seq is not None:
+        console.print(f"older rows: --before-seq {page.next_before_seq}")
+
+
+def _register_subcommands() -> None:
+    # Kept in their own modules so that this file does not grow without end.
+    from cxm.cli_privacy import crypto_app, privacy_app
+
+    app.add_typer(privacy_app, name="privacy")
+    app.add_typer(crypto_app, name="crypto")
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -39,6 +39,19 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value != value or value in {float("inf"), float("-inf")}:
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     data_dir: Path
@@ -52,7 +65,12 @@ class Config:
     sqlite_synchronous: str
     max_message_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
+    ingest_rate_limit: float = 20_000.0
+    ingest_rate_burst: float = 40_000.0
     csrf_trusted_origins: list[str] = field(default_factory=list)
+    key_file: Path = Path("keys/cxm.keys")
+    encryption_keys: str = ""
+    encryption: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +91,13 @@ def load() -> Config:
     if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
         raise ConfigError(
             f"CXM_SQLITE_SYNCHRONOUS must be FULL, NORMAL or EXTRA, got {synchronous}")
+    rate_limit = _float("CXM_INGEST_RATE_LIMIT", 20_000.0)
+    if rate_limit < 0:
+        raise ConfigError("CXM_INGEST_RATE_LIMIT must be 0 (off) or a positive number of "
+                          "events per second")
+    rate_burst = _float("CXM_INGEST_RATE_BURST", 0.0)
+    if rate_burst < 0:
+        raise ConfigError("CXM_INGEST_RATE_BURST must be 0 (twice the rate) or positive")
     config = Config(
         data_dir=data_dir,
         database_url=database_url,
@@ -85,6 +110,11 @@ def load() -> Config:
         sqlite_synchronous=synchronous,
         max_message_bytes=_int("CXM_MAX_MESSAGE_BYTES", 32 * 1024),
         max_batch_bytes=_int("CXM_MAX_BATCH_BYTES", 500 * 1024),
+        ingest_rate_limit=rate_limit,
+        ingest_rate_burst=rate_burst or 2 * rate_limit,
+        key_file=Path(os.environ.get("CXM_KEY_FILE") or data_dir / "keys" / "cxm.keys"),
+        encryption_keys=os.environ.get("CXM_ENCRYPTION_KEYS") or "",
+        encryption=_bool("CXM_ENCRYPTION", True),
         csrf_trusted_origins=[
             o.strip() for o in (os.environ.get("CXM_CSRF_TRUSTED_ORIGINS") or "").split(",")
             if o.strip()
@@ -102,5 +132,8 @@ def validate(config: Config) -> None:
                           "when CXM_PRODUCTION is on")
     if config.debug:
         raise ConfigError("CXM_DEBUG must be off when CXM_PRODUCTION is on")
+    if not config.encryption:
+        raise ConfigError("CXM_ENCRYPTION can only be switched off outside production "
+                          "(it exists to measure its cost)")
     if not config.allowed_hosts or "*" in config.allowed_hosts:
         raise ConfigError("CXM_ALLOWED_HOSTS must list the host names when CXM_PRODUCTION is on")

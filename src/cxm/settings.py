@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "huey.contrib.djhuey",
+    "ninja",  # serves /api/v1/docs from its own static files (no CDN; fits the CSP)
     "cxm.core",
     "cxm.accounts",
     "cxm.ingest",
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "cxm.web.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -54,6 +56,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cxm.web.access.context",
             ],
         },
     },
@@ -72,6 +75,9 @@ def _database() -> dict[str, Any]:
                 "PRAGMA journal_mode=WAL;"
                 f"PRAGMA synchronous={CXM.sqlite_synchronous};"
                 "PRAGMA foreign_keys=ON;"
+                # Deleted content is overwritten, so an erased person leaves no bytes behind
+                # in free pages of the database file.
+                "PRAGMA secure_delete=ON;"
                 "PRAGMA cache_size=-65536;"
                 "PRAGMA temp_store=MEMORY;"
             ),
@@ -90,9 +96,11 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-AUTH_PASSWORD_VALIDATORS = [
+AUTH_PASSWORD_VALIDATORS = [  # Django's recommended set
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"

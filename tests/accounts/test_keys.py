@@ -42,15 +42,10 @@ def test_parse_prefix_rejects_other_shapes(bad: str) -> None:
     assert keys.parse_prefix(bad) is None
 
 
-def test_scope_table() -> None:
-    assert keys.allows("ingest", "ingest")
-    assert not keys.allows("ingest", "read")
-    assert not keys.allows("ingest", "admin")
-    assert keys.allows("read", "read")
-    assert not keys.allows("read", "ingest")
-    assert not keys.allows("read", "admin")
-    assert all(keys.allows("admin", need) for need in ("ingest", "read", "write", "admin"))
-    assert not keys.allows("nonsense", "read")
+def test_scopes_are_the_permission_matrix_key_entries() -> None:
+    from cxm.accounts import permissions
+
+    assert {f"key:{scope}" for scope in keys.SCOPES} <= set(permissions.MATRIX)
 
 
 # --- actions and authentication --------------------------------------------------------------

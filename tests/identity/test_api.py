@@ -12,6 +12,7 @@ from django.test import Client
 
 from cxm.identity.models import Profile
 from cxm.ingest.models import Event
+from tests.helpers import profile_of
 from tests.ingest.helpers import bearer, post
 
 pytestmark = pytest.mark.django_db
@@ -220,7 +221,7 @@ def test_search_and_identities(client: Client, ingest_key: str, read_key: str) -
         {"type": "identify", "userId": "u2", "traits": {"name": "Alan Turing",
                                                         "phone": "+442079460958"}},
     ])
-    grace = Profile.objects.get(identities__value="u1")
+    grace = profile_of("user_id", "u1")
     search = client.get("/api/v1/profiles", {"q": "hopper"}, **bearer(read_key)).json()
     assert [p["id"] for p in search] == [str(grace.id)]
     by_email = client.get("/api/v1/profiles", {"q": "GRACE@navy.test"}, **bearer(read_key))
@@ -236,6 +237,26 @@ def test_search_and_identities(client: Client, ingest_key: str, read_key: str) -
     assert {(i["kind"], i["value"]) for i in identities} == {("user_id", "u1"),
                                                             ("email", "grace@navy.test")}
     assert all(i["source"].startswith("key:") for i in identities)
+
+
+def test_search_matches_whole_words_only(client: Client, ingest_key: str,
+                                        read_key: str) -> None:
+    """Names are encrypted at rest and searched by blind tokens of whole words: any order or
+    case of whole words matches, a partial word or a prefix does not (the trade-off)."""
+    send(client, ingest_key, [
+        {"type": "identify", "userId": "u1", "traits": {"name": "Grace Hopper",
+                                                        "email": "grace@navy.test"}}])
+    grace = profile_of("user_id", "u1")
+
+    def found(q: str) -> list[str]:
+        response = client.get("/api/v1/profiles", {"q": q}, **bearer(read_key))
+        assert response.status_code == 200, response.content
+        return [p["id"] for p in response.json()]
+
+    for q in ("Grace Hopper", "hopper GRACE", "grace", "grace@navy.test", "Grace@Navy.test"):
+        assert found(q) == [str(grace.id)], q
+    for q in ("hopp", "Grace Hop", "race", "grace@navy", "navy.test", "Grace Smith"):
+        assert found(q) == [], q
 
 
 def test_lookup_external_id_kind_is_case_insensitive(client: Client, ingest_key: str,

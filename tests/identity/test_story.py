@@ -11,8 +11,9 @@ from django.test import Client
 
 from cxm.accounts import keys
 from cxm.core.models import AuditLog
-from cxm.identity.models import Identity, Merge, Profile
+from cxm.identity.models import Merge, Profile
 from cxm.ingest.models import Event
+from tests.helpers import identity_owner, identity_pairs, profile_of, trait
 from tests.ingest.helpers import bearer, post
 
 pytestmark = pytest.mark.django_db
@@ -66,10 +67,11 @@ def tell_the_story(client: Client, ingest_key: str) -> tuple[Profile, Profile]:
     send(client, ingest_key, *WEB_PAGES)
     send(client, ingest_key, APP_IDENTIFY, APP_TRACK)
     send(client, ingest_key, CRM_EVENT)
-    web = Profile.objects.get(identities__kind="anonymous_id", identities__value="A1")
-    app = Profile.objects.get(identities__kind="user_id", identities__value="U1")
+    web = profile_of("anonymous_id", "A1")
+    app = profile_of("user_id", "U1")
     assert web.id != app.id  # nothing linked them yet
-    assert Identity.objects.filter(kind="ext:crm_id", value="C-9", profile=app).exists()
+    assert ("ext:crm_id", "C-9") in identity_pairs(app)
+    assert identity_owner("ext:crm_id", "C-9") == app.id
     send(client, ingest_key, WEB_LOGIN)
     return web, app
 
@@ -84,7 +86,7 @@ def test_one_person_across_web_app_and_crm_is_one_profile(
     assert Event.objects.filter(profile_id=person.id).count() == 7
     assert Event.objects.exclude(profile_id=person.id).count() == 0
 
-    found = {(i.kind, i.value) for i in Identity.objects.filter(profile=person)}
+    found = identity_pairs(person)
     assert found == {("anonymous_id", "A1"), ("anonymous_id", "A2"), ("user_id", "U1"),
                      ("email", "alice@example.com"), ("phone", "+14155552671"),
                      ("ext:crm_id", "C-9")}
@@ -169,9 +171,8 @@ def test_undo_restores_both_profiles_and_their_events(
     web.refresh_from_db()
     app.refresh_from_db()
     assert (web.event_count, app.event_count) == (3, 4)
-    assert set(Identity.objects.filter(profile=web).values_list("kind", "value")) == {
-        ("anonymous_id", "A1")}
-    assert set(Identity.objects.filter(profile=app).values_list("kind", "value")) == {
+    assert identity_pairs(web) == {("anonymous_id", "A1")}
+    assert identity_pairs(app) == {
         ("user_id", "U1"), ("anonymous_id", "A2"), ("email", "alice@example.com"),
         ("phone", "+14155552671"), ("ext:crm_id", "C-9")}
     web_timeline = api(client, read_key, f"/profiles/{web.id}/timeline")
@@ -216,7 +217,7 @@ def test_undo_restores_both_profiles_and_their_events(
     assert dict(Event.objects.filter(message_id__startswith="later").values_list(
         "message_id", "profile_id")) == {"later-1": web.id, "later-2": app.id,
                                          "later-3": app.id}
-    assert Identity.objects.get(kind="anonymous_id", value="A1").profile_id == web.id
+    assert identity_owner("anonymous_id", "A1") == web.id
 
 
 def test_manual_merge_and_its_undo_over_the_api(
@@ -226,8 +227,8 @@ def test_manual_merge_and_its_undo_over_the_api(
          {"type": "identify", "anonymousId": "x1", "traits": {"name": "Bo"}, "timestamp": at(0)},
          {"type": "identify", "anonymousId": "x2", "traits": {"name": "Bo B."},
           "timestamp": at(5)})
-    first = Profile.objects.get(identities__value="x1")
-    second = Profile.objects.get(identities__value="x2")
+    first = profile_of("anonymous_id", "x1")
+    second = profile_of("anonymous_id", "x2")
     path = f"/api/v1/profiles/{first.id}/merge"
     assert client.post(path, {"merged_id": str(second.id)}, content_type="application/json",
                        **bearer(read_key)).status_code == 403
@@ -238,7 +239,7 @@ def test_manual_merge_and_its_undo_over_the_api(
     assert merge["reason"] == {"kind": "manual", "note": "same person"}
     first.refresh_from_db()
     assert first.event_count == 2
-    assert first.traits["name"]["value"] == "Bo B."
+    assert trait(first, "name") == "Bo B."
     assert api(client, read_key, "/profiles/lookup", anonymous_id="x2")["id"] == str(first.id)
 
     for target, code in ((first.id, "merge_same_profile"), (second.id,
@@ -256,7 +257,7 @@ def test_manual_merge_and_its_undo_over_the_api(
     second.refresh_from_db()
     assert second.merged_into_id is None
     assert (first.event_count, second.event_count) == (1, 1)
-    assert (first.traits["name"]["value"], second.traits["name"]["value"]) == ("Bo", "Bo B.")
+    assert (trait(first, "name"), trait(second, "name")) == ("Bo", "Bo B.")
 
 
 def test_undo_order_and_re_merge_after_undo(
@@ -264,7 +265,7 @@ def test_undo_order_and_re_merge_after_undo(
 ) -> None:
     send(client, ingest_key, *[{"type": "identify", "anonymousId": f"z{i}",
                                 "timestamp": at(i)} for i in range(3)])
-    a, b, c = (Profile.objects.get(identities__value=f"z{i}") for i in range(3))
+    a, b, c = (profile_of("anonymous_id", f"z{i}") for i in range(3))
 
     def merge(survivor: Profile, merged: Profile) -> Any:
         return client.post(f"/api/v1/profiles/{survivor.id}/merge",

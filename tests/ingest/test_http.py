@@ -21,6 +21,7 @@ from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.identity.models import Identity, Profile
 from cxm.ingest.models import Event, Outcome
+from tests.helpers import revealed
 from tests.ingest.helpers import basic, bearer, post
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +74,7 @@ def test_each_endpoint_stores_a_row(
     event = Event.objects.get()
     assert (event.message_id, event.type, event.channel, event.name) == (
         f"m-{endpoint}", type_, channel, name)
-    assert event.user_id == body.get("userId", "")
+    assert revealed(event).get("userId", "") == body.get("userId", "")
     assert event.source == f"key:{keys.parse_prefix(ingest_key)}"
     assert event.profile_id is not None
     assert Profile.objects.filter(id=event.profile_id, event_count=1).exists()

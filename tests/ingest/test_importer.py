@@ -13,6 +13,7 @@ from cxm.identity.models import Profile
 from cxm.ingest import importer
 from cxm.ingest.importer import CsvMapping
 from cxm.ingest.models import Event
+from tests.helpers import profile_of, trait
 
 CSV = "id,Email,full name,plan\nc-1,Ann@Example.com,Ann Lee,gold\nc-2,bob@x.com,Bob,\n" \
       "c-1,Ann@Example.com,Ann Lee,gold\n"
@@ -81,8 +82,8 @@ def test_run_import_of_csv_creates_profiles_once(tmp_path: Path) -> None:
     summary = run()
     assert (summary.total, summary.accepted, summary.duplicates, summary.rejected) == (3, 3, 0, 0)
     assert summary.rejects_file is None and not (tmp_path / "rejects.jsonl").exists()
-    ann = Profile.objects.get(identities__kind="email", identities__value="ann@example.com")
-    assert ann.traits["name"]["value"] == "Ann Lee" and ann.event_count == 2
+    ann = profile_of("email", "ann@example.com")
+    assert trait(ann, "name") == "Ann Lee" and ann.event_count == 2
     assert Profile.objects.filter(merged_into__isnull=True).count() == 2
     again = run()
     assert (again.total, again.accepted, again.rejected) == (3, 0, 0)

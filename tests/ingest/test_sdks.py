@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cxm.identity.models import Identity
 from cxm.ingest.models import Event
+from tests.helpers import events_of_user, identity_pairs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def exercise(client: Any, tag: str) -> None:
 
 
 def assert_landed(tag: str) -> None:
-    events = list(Event.objects.filter(user_id=f"{tag}-user"))
+    events = events_of_user(f"{tag}-user")  # payloads revealed
     assert {e.type for e in events} == EXPECTED_TYPES
     assert len(events) == 6
     by_type = {e.type: e for e in events}
@@ -43,8 +43,7 @@ def assert_landed(tag: str) -> None:
     assert by_type["group"].payload["groupId"] == f"{tag}-company"
     assert by_type["alias"].payload["previousId"] == f"{tag}-anon-old"
     assert all(e.profile_id == events[0].profile_id for e in events)
-    kinds = set(Identity.objects.filter(profile_id=events[0].profile_id)
-                .values_list("kind", "value"))
+    kinds = identity_pairs(events[0].profile_id)
     assert {("user_id", f"{tag}-user"), ("email", f"{tag}@example.com"),
             ("anonymous_id", f"{tag}-anon"), ("anonymous_id", f"{tag}-anon-old")} <= kinds
 

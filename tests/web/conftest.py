@@ -91,24 +91,31 @@ def customer(db: Any) -> Customer:
     return make_customer()
 
 
-def make_user(username: str, *, staff: bool) -> Any:
+def make_user(username: str, *, role: str) -> Any:
     from django.contrib.auth import get_user_model
 
     from cxm.accounts import actions
 
-    pk = actions.create_user(username=username, password=PASSWORD, is_admin=staff,
+    pk = actions.create_user(username=username, password=PASSWORD, role=role,
                              actor=Actor("test"))
     return get_user_model().objects.get(pk=pk)
 
 
 @pytest.fixture
 def staff_user(db: Any) -> Any:
-    return make_user("admin", staff=True)
+    """An admin."""
+    return make_user("admin", role="admin")
 
 
 @pytest.fixture
 def plain_user(db: Any) -> Any:
-    return make_user("agent", staff=False)
+    """A support agent: reads customers with their personal data, nothing of settings."""
+    return make_user("agent", role="agent")
+
+
+@pytest.fixture
+def viewer_user(db: Any) -> Any:
+    return make_user("viewer", role="viewer")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""API key format, hashing and scope rules (pure).
+"""API key format and hashing (pure). What each scope may do is in ``accounts.permissions``.
 
 Keys carry 190 bits of randomness, so a single fast SHA-256 is as strong as a slow password
 hash here (no dictionary to attack) and keeps authentication off the ingest hot path's budget.
@@ -14,14 +14,7 @@ from dataclasses import dataclass
 
 _ALPHABET = string.ascii_letters + string.digits
 PREFIX_LEN = 10
-SCOPES = ("ingest", "read", "admin")
-
-# What each scope may do. One table, read by every entry point.
-SCOPE_ALLOWS: dict[str, frozenset[str]] = {
-    "ingest": frozenset({"ingest"}),
-    "read": frozenset({"read"}),
-    "admin": frozenset({"ingest", "read", "write", "admin"}),
-}
+SCOPES = ("ingest", "read", "admin")  # their permissions: accounts.permissions.MATRIX
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,3 @@ def parse_prefix(plaintext: str) -> str | None:
 
 def matches(plaintext: str, stored_digest: str) -> bool:
     return hmac.compare_digest(digest(plaintext), stored_digest)
-
-
-def allows(scope: str, need: str) -> bool:
-    return need in SCOPE_ALLOWS.get(scope, frozenset())

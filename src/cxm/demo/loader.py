@@ -29,7 +29,7 @@ def load(*, customers: int, seed: int, console: Console, quiet: bool = False) ->
     password = secrets.token_urlsafe(9)
     user = user_model.objects.filter(username=DEMO_USER).first()
     if user is None:
-        account_actions.create_user(username=DEMO_USER, password=password, is_admin=True,
+        account_actions.create_user(username=DEMO_USER, password=password, role="admin",
                                     actor=Actor("demo"))
     else:
         user.set_password(password)

@@ -19,9 +19,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q
 
-from cxm.core import audit, sql
+from cxm.core import audit, pii, sql
 from cxm.core.clock import now
-from cxm.core.errors import Conflict, NotFound
+from cxm.core.errors import Conflict, InvalidInput, NotFound
 from cxm.core.ids import uuid7
 from cxm.identity import rules
 from cxm.identity.models import Identity, Merge, MergeBlock, Profile
@@ -51,17 +51,20 @@ def _lock_keys(keys: set[rules.IdentKey]) -> None:
 
 
 def _load_owners(keys: set[rules.IdentKey]) -> dict[rules.IdentKey, tuple[int, uuid.UUID]]:
-    by_value: dict[str, set[str]] = defaultdict(set)
-    for kind, value in keys:
-        by_value[value].add(kind)
+    """Who owns each identifier. The planner works with plaintext values; the table holds their
+    blind index, so look up by index and map back."""
+    by_index: dict[tuple[str, str], rules.IdentKey] = {
+        (kind, pii.lookup_key(kind, value)): (kind, value) for kind, value in keys
+    }
     found: dict[rules.IdentKey, tuple[int, uuid.UUID]] = {}
-    values = list(by_value)
-    for start in range(0, len(values), 500):
-        rows = Identity.objects.filter(value__in=values[start:start + 500]).values_list(
+    indexes = list({index for _, index in by_index})
+    for start in range(0, len(indexes), 500):
+        rows = Identity.objects.filter(value__in=indexes[start:start + 500]).values_list(
             "id", "kind", "value", "profile_id")
-        for ident_id, kind, value, profile_id in rows:
-            if kind in by_value[value]:
-                found[(kind, value)] = (ident_id, profile_id)
+        for ident_id, kind, index, profile_id in rows:
+            key = by_index.get((kind, index))
+            if key is not None:
+                found[key] = (ident_id, profile_id)
     return found
 
 
@@ -107,10 +110,10 @@ def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Re
         # User ids and unmerge blocks only matter when stored profiles would merge, which is
         # rare; plan again with them rather than load them for every batch.
         pids = list(profiles)
-        for pid, value in Identity.objects.filter(
+        for pid, protected in Identity.objects.filter(
             profile_id__in=pids, kind=rules.KIND_USER_ID
-        ).values_list("profile_id", "value"):
-            facts[pid].user_ids.add(value)
+        ).values_list("profile_id", "protected_value"):
+            facts[pid].user_ids.add(pii.reveal(protected))
         blocked: set[frozenset[uuid.UUID]] = set()
         for low, high in MergeBlock.objects.filter(
             Q(profile_low_id__in=pids) | Q(profile_high_id__in=pids)
@@ -133,8 +136,8 @@ def _apply(
     sql.insert_rows(
         Profile,
         ("id", "created_at", "updated_at", "event_count", "traits", "preferences", "consent",
-         "display_name", "email", "phone"),
-        [(sql.adapt_uuid(p.id), stamp, stamp, 0, empty, empty, empty, "", "", "")
+         "display_name", "email", "phone", "search_index"),
+        [(sql.adapt_uuid(p.id), stamp, stamp, 0, empty, empty, empty, "", "", "", "")
          for p in new_rows],
         returning=None,
     )
@@ -149,15 +152,17 @@ def _apply(
                                    {"merged": str(merge.merged), **merge.reason}))
 
     source = actor.label[:40]
+    index_of = {key: pii.lookup_key(key[0], key[1]) for key, _ in plan.new_identities}
     inserted = sql.insert_rows(
-        Identity, ("kind", "value", "profile_id", "source", "created_at"),
-        [(kind, value, sql.adapt_uuid(pid), source, stamp)
+        Identity, ("kind", "value", "protected_value", "profile_id", "source", "created_at"),
+        [(kind, index_of[(kind, value)], pii.protect(value), sql.adapt_uuid(pid), source, stamp)
          for (kind, value), pid in plan.new_identities],
         returning=("id", "kind", "value"),
     )
+    key_of = {(key[0], index): key for key, index in index_of.items()}
     ident_ids: dict[rules.IdentKey, int] = {k: i for k, (i, _) in owners.items()}
-    for ident_id, kind, value in inserted:
-        ident_ids[(kind, value)] = ident_id
+    for ident_id, kind, index in inserted:
+        ident_ids[key_of[(kind, index)]] = ident_id
     linked_kinds: dict[uuid.UUID, list[str]] = defaultdict(list)
     for (kind, _value), pid in plan.new_identities:
         linked_kinds[pid].append(kind)
@@ -194,8 +199,7 @@ def _apply(
     for pid, state in touched.items():
         profile = profiles[pid]
         if state["changed"]:
-            profile.display_name, profile.email, profile.phone = rules.display_fields(
-                profile.traits)
+            _set_display(profile)
             entries.append(audit.Entry("profile.traits_changed", "profile", str(pid),
                                        {"keys": sorted(state["changed"])}))
         if state["consent"]:
@@ -210,6 +214,15 @@ def _apply(
     _write_profile_updates(updates, batch_time)
     audit.record_many(actor, entries, batch_time)
     return [Resolution(pid, ident_ids.get(key)) for pid, key in plan.assignments]
+
+
+def _set_display(profile: Profile) -> None:
+    """Protected display fields and search tokens, from the profile's traits."""
+    name, email, phone = rules.display_fields(profile.traits)
+    profile.display_name = pii.protect(name)
+    profile.email = pii.protect(email)
+    profile.phone = pii.protect(phone)
+    profile.search_index = pii.search_tokens(rules.search_words(name, email, phone))
 
 
 class _ProfileUpdate:
@@ -245,11 +258,11 @@ def _write_profile_updates(updates: list[_ProfileUpdate], at: datetime) -> None:
         sql.execute_many(
             f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
             f"last_seen = %s, updated_at = %s, traits = %s, preferences = %s, consent = %s, "
-            f"display_name = %s, email = %s, phone = %s WHERE id = %s",
+            f"display_name = %s, email = %s, phone = %s, search_index = %s WHERE id = %s",
             [(u.count, *first_last_id(u)[:3], sql.adapt_json(u.profile.traits),
               sql.adapt_json(u.profile.preferences), sql.adapt_json(u.profile.consent),
               u.profile.display_name, u.profile.email, u.profile.phone,
-              sql.adapt_uuid(u.profile.id)) for u in full],
+              u.profile.search_index, sql.adapt_uuid(u.profile.id)) for u in full],
         )
 
 
@@ -263,7 +276,7 @@ def _merge_stored(
     rules.merge_stamped(survivor.traits, merged.traits)
     rules.merge_stamped(survivor.preferences, merged.preferences)
     rules.merge_stamped(survivor.consent, merged.consent)
-    survivor.display_name, survivor.email, survivor.phone = rules.display_fields(survivor.traits)
+    _set_display(survivor)
     survivor.event_count += merged.event_count
     seen = [d for d in (survivor.first_seen, merged.first_seen) if d is not None]
     survivor.first_seen = min(seen) if seen else None
@@ -342,6 +355,39 @@ def unmerge(*, merge_id: int, actor: audit.Actor) -> tuple[Profile, Profile]:
     return survivor, merged
 
 
+def set_consent(
+    *, profile_id: uuid.UUID, channel: str, purpose: str, granted: bool, actor: audit.Actor,
+) -> Profile:
+    """A consent statement made by hand (UI or API): stamped now, with the actor as source."""
+    from cxm.identity.consent import CHANNELS, PURPOSES
+
+    channel, purpose = channel.strip().lower(), purpose.strip().lower()
+    if channel not in (*CHANNELS, "*"):
+        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)} or *",
+                           code="invalid_channel")
+    if purpose not in (*PURPOSES, "*"):
+        raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)} or *",
+                           code="invalid_purpose")
+    with transaction.atomic():
+        profiles = _lock_profiles({profile_id})
+        profile = profiles.get(profile_id)
+        if profile is None:
+            raise NotFound("profile not found", code="profile_not_found")
+        if profile.merged_into_id is not None:
+            raise Conflict("this profile was merged; change the surviving one",
+                           code="profile_already_merged")
+        key = f"{channel}:{purpose}"
+        before = profile.consent.get(key, {}).get("granted")
+        changed = rules.fold_consent(profile.consent, {key: granted}, source=actor.label,
+                                     at=rules.stamp(now()))
+        if changed:
+            Profile.objects.filter(id=profile.id).update(consent=profile.consent,
+                                                         updated_at=now())
+            audit.record(actor, "profile.consent_changed", "profile", str(profile.id),
+                         {"before": {key: before}, "after": {key: granted}})
+    return profile
+
+
 def recompute_profile(profile: Profile, at: datetime) -> None:
     """Rebuild a profile's traits, preferences, consent and activity from its own events."""
     traits: dict[str, Any] = {}
@@ -356,6 +402,7 @@ def recompute_profile(profile: Profile, at: datetime) -> None:
         count += 1
         first = timestamp if first is None else min(first, timestamp)
         last = timestamp if last is None else max(last, timestamp)
+        payload = pii.reveal_payload(payload)
         message_traits = rules.payload_traits(payload)
         categories = rules.payload_consent_categories(payload)
         if message_traits or categories:
@@ -365,7 +412,7 @@ def recompute_profile(profile: Profile, at: datetime) -> None:
             rules.fold_consent(consent, rules.consent_updates(message_traits, categories),
                                source=source, at=stamp)
     profile.traits, profile.preferences, profile.consent = traits, preferences, consent
-    profile.display_name, profile.email, profile.phone = rules.display_fields(traits)
+    _set_display(profile)
     profile.event_count, profile.first_seen, profile.last_seen = count, first, last
     profile.updated_at = at
     profile.save()

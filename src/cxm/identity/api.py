@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
-from cxm.accounts.api_auth import actor_of, admin_auth, read_auth
+from cxm.accounts.api_auth import actor_of, needs
 from cxm.core.errors import InvalidInput
 from cxm.identity import actions, queries
 from cxm.identity.models import Merge, Profile
@@ -25,6 +25,10 @@ from cxm.identity.schemas import (
 from cxm.ingest.models import Event
 
 router = Router(tags=["profiles"])
+# Every read here answers with personal data (names, emails, phones, traits), so each needs
+# both permissions; merges need ``profile.merge``. The matrix: ``accounts.permissions``.
+READ = needs("profile.read", "profile.read_personal")
+MERGE = needs("profile.merge")
 ERRORS: dict[int, type[ErrorOut]] = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
@@ -75,7 +79,7 @@ def event_out(event: Event) -> dict[str, Any]:
     }
 
 
-@router.get("/profiles", response={200: list[ProfileSummaryOut], **ERRORS}, auth=read_auth,
+@router.get("/profiles", response={200: list[ProfileSummaryOut], **ERRORS}, auth=READ,
             summary="Search profiles by id, identifier, name or email")
 def search_profiles(request: HttpRequest, q: str = "", limit: int = 25) -> Any:
     if not 1 <= limit <= 200:
@@ -83,7 +87,7 @@ def search_profiles(request: HttpRequest, q: str = "", limit: int = 25) -> Any:
     return [summary(p) for p in queries.search(q, limit)]
 
 
-@router.get("/profiles/lookup", response={200: ProfileOut, **ERRORS}, auth=read_auth,
+@router.get("/profiles/lookup", response={200: ProfileOut, **ERRORS}, auth=READ,
             summary="Find a profile by an identifier")
 def lookup_profile(
     request: HttpRequest, email: str | None = None, phone: str | None = None,
@@ -101,14 +105,14 @@ def lookup_profile(
     return full(queries.by_identifier(lookup_kind, lookup_value))
 
 
-@router.get("/profiles/{profile_id}", response={200: ProfileOut, **ERRORS}, auth=read_auth,
+@router.get("/profiles/{profile_id}", response={200: ProfileOut, **ERRORS}, auth=READ,
             summary="A profile with traits, preferences, consent and identities")
 def get_profile(request: HttpRequest, profile_id: str) -> Any:
     return full(queries.canonical(_uuid(profile_id)), profile_id)
 
 
 @router.get("/profiles/{profile_id}/timeline", response={200: TimelineOut, **ERRORS},
-            auth=read_auth, summary="Events across channels, newest first, keyset-paged")
+            auth=READ, summary="Events across channels, newest first, keyset-paged")
 def get_timeline(
     request: HttpRequest, profile_id: str, limit: int = 50, cursor: str | None = None,
     channel: str | None = None,
@@ -120,7 +124,7 @@ def get_timeline(
 
 
 @router.get("/profiles/{profile_id}/identities", response={200: list[IdentityOut], **ERRORS},
-            auth=read_auth)
+            auth=READ)
 def get_identities(request: HttpRequest, profile_id: str) -> Any:
     profile = queries.canonical(_uuid(profile_id))
     return [{"kind": i.kind, "value": i.value, "source": i.source, "created_at": i.created_at}
@@ -134,14 +138,14 @@ def merge_out(merge: Merge) -> dict[str, Any]:
 
 
 @router.get("/profiles/{profile_id}/merges", response={200: list[MergeOut], **ERRORS},
-            auth=read_auth, summary="Merges this profile took part in, newest first")
+            auth=READ, summary="Merges this profile took part in, newest first")
 def get_merges(request: HttpRequest, profile_id: str) -> Any:
     profile = queries.canonical(_uuid(profile_id))
     return [merge_out(m) for m in queries.merges(profile)]
 
 
 @router.post("/profiles/{profile_id}/merge", response={200: MergeOut, **ERRORS, 409: ErrorOut},
-             auth=admin_auth, summary="Merge another profile into this one")
+             auth=MERGE, summary="Merge another profile into this one")
 def post_merge(request: HttpRequest, profile_id: str, body: MergeIn) -> Any:
     record = actions.merge_profiles(survivor_id=_uuid(profile_id),
                                     merged_id=_uuid(body.merged_id), actor=actor_of(request),
@@ -151,7 +155,7 @@ def post_merge(request: HttpRequest, profile_id: str, body: MergeIn) -> Any:
 
 @router.post("/merges/{merge_id}/undo", response={200: list[ProfileSummaryOut], **ERRORS,
                                                    409: ErrorOut},
-             auth=admin_auth, summary="Undo a merge, restoring both profiles")
+             auth=MERGE, summary="Undo a merge, restoring both profiles")
 def undo_merge(request: HttpRequest, merge_id: int) -> Any:
     survivor, merged = actions.unmerge(merge_id=merge_id, actor=actor_of(request))
     return [summary(survivor), summary(merged)]

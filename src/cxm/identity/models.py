@@ -25,9 +25,11 @@ class Profile(models.Model):
     # {"<channel>:<purpose>": {"granted": bool, "source": "…", "at": "…Z"}}
     consent = models.JSONField(default=dict, blank=True)
     # Personal display fields, stored through core.pii.protect.
-    display_name = models.CharField(max_length=300, blank=True, default="")
-    email = models.CharField(max_length=400, blank=True, default="")
-    phone = models.CharField(max_length=100, blank=True, default="")
+    display_name = models.CharField(max_length=600, blank=True, default="")
+    email = models.CharField(max_length=600, blank=True, default="")
+    phone = models.CharField(max_length=300, blank=True, default="")
+    # Blind tokens of name words, email and phone (core.pii.search_tokens) for search.
+    search_index = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return str(self.id)
@@ -38,6 +40,8 @@ class Identity(models.Model):
 
     kind = models.CharField(max_length=64)
     value = models.CharField(max_length=300, help_text="core.pii.lookup_key of the value")
+    protected_value = models.CharField(max_length=600, blank=True, default="",
+                                       help_text="core.pii.protect of the value")
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
     source = models.CharField(max_length=40, blank=True, default="")
     created_at = models.DateTimeField(default=now)

@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from cxm.core import pii
 from cxm.core.errors import InvalidInput, NotFound
+from cxm.core.registry import Subject
 from cxm.identity.models import Identity, Merge, Profile
 from cxm.ingest import spec
 from cxm.ingest.models import Event
@@ -30,6 +31,19 @@ def canonical(profile_id: uuid.UUID) -> Profile:
     if profile is None:
         raise NotFound(f"no profile {profile_id}", code="profile_not_found")
     return profile
+
+
+def subject_of(profile: Profile) -> Subject:
+    """Every profile id that is (or was merged into) this person's profile."""
+    ids = [profile.id]
+    frontier = [profile.id]
+    while frontier:
+        absorbed = list(Profile.objects.filter(merged_into_id__in=frontier)
+                        .values_list("id", flat=True))
+        new = [pid for pid in absorbed if pid not in ids]
+        ids.extend(new)
+        frontier = new
+    return Subject(tuple(ids))
 
 
 def normalize_identifier(kind: str, value: str) -> str:
@@ -64,30 +78,25 @@ def by_identifier(kind: str, value: str) -> Profile:
 
 def find_by_any(value: str) -> Profile | None:
     """Try a value as every kind of identifier (the search box's first guess)."""
-    candidates: list[tuple[str, str]] = []
-    email = spec.normalize_email(value)
-    if email:
-        candidates.append(("email", pii.lookup_key("email", email)))
-    phone = spec.normalize_phone(value)
-    if phone:
-        candidates.append(("phone", pii.lookup_key("phone", phone)))
     stripped = value.strip()
-    if stripped:
-        candidates.append(("user_id", stripped))
-        candidates.append(("anonymous_id", stripped))
-    query = Q()
-    for kind, key in candidates:
-        query |= Q(kind=kind, value=key)
-    if stripped:
-        query |= Q(kind__startswith=spec.EXTERNAL_PREFIX, value=stripped)
-    if not candidates:
+    if not stripped:
         return None
-    identity = Identity.objects.filter(query).only("profile_id").first()
+    candidates = {stripped}
+    email = spec.normalize_email(stripped)
+    if email:
+        candidates.add(email)
+    phone = spec.normalize_phone(stripped)
+    if phone:
+        candidates.add(phone)
+    # The blind index does not depend on the kind, so one query covers every kind.
+    indexes = [pii.lookup_key("any", c) for c in candidates]
+    identity = Identity.objects.filter(value__in=indexes).only("profile_id").first()
     return canonical(identity.profile_id) if identity else None
 
 
 def search(text: str, limit: int = 25) -> list[Profile]:
-    """Profiles matching an identifier exactly, else by name or email text."""
+    """Profiles matching an identifier exactly, else every word of a name (or an email or
+    phone) exactly — personal fields are encrypted, so matching is by blind tokens."""
     text = text.strip()
     if not text:
         return list(Profile.objects.filter(merged_into__isnull=True)
@@ -100,21 +109,21 @@ def search(text: str, limit: int = 25) -> list[Profile]:
     hit = find_by_any(text)
     if hit is not None:
         return [hit]
-    # Name and partial-email search work on the stored display fields; with encryption at rest
-    # this becomes a blind-index token search (see core.pii).
-    return list(
-        Profile.objects.filter(merged_into__isnull=True)
-        .filter(Q(display_name__icontains=text) | Q(email__icontains=text))
-        .order_by("-last_seen")[:limit]
-    )
+    tokens = pii.search_tokens(text.lower().replace(",", " ").split()).split()
+    if not tokens:
+        return []
+    query = Profile.objects.filter(merged_into__isnull=True)
+    for token in tokens[:6]:
+        query = query.filter(search_index__contains=f" {token} ")
+    return list(query.order_by("-last_seen")[:limit])
 
 
 def revealed_traits(profile: Profile) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, entry in profile.traits.items():
         value = entry.get("value")
-        if isinstance(value, str) and pii.is_personal_trait(key):
-            value = pii.reveal(value)
+        if pii.is_personal_trait(key):
+            value = pii.reveal_any(value)
         out[key] = {"value": value, "source": entry.get("source", ""), "at": entry.get("at", "")}
     return out
 
@@ -129,7 +138,11 @@ def consent_list(profile: Profile) -> list[dict[str, Any]]:
 
 
 def identities(profile: Profile) -> list[Identity]:
-    return list(Identity.objects.filter(profile_id=profile.id).order_by("created_at", "id"))
+    """The profile's identifiers, with ``value`` revealed (the table holds a blind index)."""
+    rows = list(Identity.objects.filter(profile_id=profile.id).order_by("created_at", "id"))
+    for row in rows:
+        row.value = pii.reveal(row.protected_value) if row.protected_value else row.value
+    return rows
 
 
 def merges(profile: Profile) -> list[Merge]:
@@ -177,7 +190,11 @@ def timeline(
         query = query.filter(Q(timestamp__lt=stamp) | Q(timestamp=stamp, id__lt=pk))
     events = list(query.order_by("-timestamp", "-id")[: limit + 1])
     next_cursor = _encode_cursor(events[limit - 1]) if len(events) > limit else None
-    return TimelinePage(events[:limit], next_cursor)
+    page = events[:limit]
+    for event in page:
+        if isinstance(event.payload, dict):
+            event.payload = pii.reveal_payload(event.payload)
+    return TimelinePage(page, next_cursor)
 
 
 def channel_counts(profile: Profile) -> dict[str, int]:

@@ -257,9 +257,15 @@ def stamp(at: datetime) -> str:
 
 
 def _protected(key: str, value: Any) -> Any:
-    if isinstance(value, str) and pii.is_personal_trait(key):
-        return pii.protect(value)
+    if pii.is_personal_trait(key):
+        return pii.protect_any(value)
     return value
+
+
+def _same(key: str, stored: Any, value: Any) -> bool:
+    if isinstance(stored, str) and pii.is_personal_trait(key):
+        return pii.reveal_any(stored) == value
+    return bool(stored == value)
 
 
 def fold_traits(
@@ -274,11 +280,11 @@ def fold_traits(
         existing = current.get(key)
         if existing is not None and existing.get("at", "") > at:
             continue
-        stored = _protected(key, value)
-        if existing is not None and existing.get("value") == stored:
+        if existing is not None and _same(key, existing.get("value"), value):
             if existing.get("at", "") < at:
                 existing["at"] = at
             continue
+        stored = _protected(key, value)
         if existing is None and len(current) >= TRAIT_MAX_KEYS:
             continue
         current[key] = {"value": stored, "source": source, "at": at}
@@ -340,12 +346,12 @@ def merge_stamped(survivor: dict[str, Any], other: Mapping[str, Any]) -> None:
 
 
 def display_fields(traits: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(name, email, phone) for lists and search, from stamped traits (values still protected)."""
+    """(name, email, phone) in plaintext, from stamped traits whose values may be protected."""
 
     def value(key: str) -> str:
         entry = traits.get(key)
-        raw = entry.get("value") if isinstance(entry, dict) else None
-        return pii.reveal(raw) if isinstance(raw, str) else ""
+        raw = pii.reveal_any(entry.get("value")) if isinstance(entry, dict) else None
+        return raw.strip() if isinstance(raw, str) else ""
 
     name = value("name")
     if not name:
@@ -353,8 +359,18 @@ def display_fields(traits: Mapping[str, Any]) -> tuple[str, str, str]:
                                     value("lastName") or value("last_name")) if p)
     email = normalize_email(value("email")) or ""
     phone = normalize_phone(value("phone")) or value("phone")
-    return (pii.protect(name[:300]) if name else "", pii.protect(email) if email else "",
-            pii.protect(phone[:100]) if phone else "")
+    return name[:200], email, phone[:60]
+
+
+def search_words(name: str, email: str, phone: str) -> list[str]:
+    """The words a profile is found by: each name word, the email and its local part, the
+    phone in E.164 and without its plus sign."""
+    words = [w for w in name.lower().replace(",", " ").split() if w]
+    if email:
+        words += [email, email.partition("@")[0]]
+    if phone:
+        words += [phone, phone.lstrip("+")]
+    return words
 
 
 def payload_traits(payload: Mapping[str, Any]) -> dict[str, Any]:

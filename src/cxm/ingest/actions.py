@@ -17,7 +17,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
-from cxm.core import sql
+from cxm.core import pii, sql
 from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.ingest import pipeline, spec
@@ -26,9 +26,8 @@ from cxm.ingest.models import Event
 logger = logging.getLogger(__name__)
 
 _EVENT_COLUMNS = (
-    "message_id", "type", "name", "channel", "profile_id", "identity_id", "user_id",
-    "anonymous_id", "timestamp", "received_at", "sent_at", "original_timestamp", "source",
-    "payload",
+    "message_id", "type", "name", "channel", "profile_id", "identity_id", "timestamp",
+    "received_at", "sent_at", "original_timestamp", "source", "payload",
 )
 
 
@@ -129,11 +128,10 @@ def store_messages(
                 message.message_id, message.type, message.name, message.channel,
                 sql.adapt_uuid(resolution.profile_id) if resolution else None,
                 resolution.identity_id if resolution else None,
-                message.user_id or "", message.anonymous_id or "",
                 sql.adapt_datetime(message.timestamp), sql.adapt_datetime(message.received_at),
                 sql.adapt_datetime(message.sent_at),
                 sql.adapt_datetime(message.original_timestamp),
-                source_label, sql.adapt_json(message.payload),
+                source_label, sql.adapt_json(pii.protect_payload(message.payload)),
             ))
         ids = sql.insert_rows(Event, _EVENT_COLUMNS, rows,
                               on_conflict_do_nothing="message_id")

@@ -22,11 +22,11 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from cxm.accounts import auth as key_auth
-from cxm.accounts import keys
+from cxm.accounts import permissions, principals
 from cxm.accounts.models import ApiKey
 from cxm.core.audit import Actor
 from cxm.core.clock import now
-from cxm.ingest import actions, spec
+from cxm.ingest import actions, ratelimit, spec
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +39,29 @@ _CORS = {
 
 
 class RequestError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    """A refused request; ``count`` messages are counted as rejected with ``code``."""
+
+    def __init__(self, status: int, code: str, message: str, *, count: int = 1,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.count = count
+        self.headers = headers or {}
 
 
-def _json(status: int, body: dict[str, Any]) -> HttpResponse:
+def _json(status: int, body: dict[str, Any],
+          headers: dict[str, str] | None = None) -> HttpResponse:
     response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
-    for header, value in _CORS.items():
+    for header, value in {**_CORS, **(headers or {})}.items():
         response[header] = value
     return response
 
 
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    return _json(status, {"success": False, "code": code, "message": message})
+def _error(status: int, code: str, message: str,
+           headers: dict[str, str] | None = None) -> HttpResponse:
+    return _json(status, {"success": False, "code": code, "message": message}, headers)
 
 
 def _read_body(request: HttpRequest, limit: int) -> bytes:
@@ -118,10 +125,25 @@ def _authenticate(request: HttpRequest, data: Any) -> ApiKey:
     key = key_auth.authenticate(presented)
     if key is None:
         raise RequestError(401, "unauthorized", "write key is not valid, expired or revoked")
-    if not keys.allows(key.scope, "ingest"):
+    if not permissions.allows(principals.of_key(key), "events.ingest"):
         raise RequestError(403, "forbidden", f"a {key.scope} key cannot ingest; use an "
                                              "ingest key")
     return key
+
+
+def _throttle(key: ApiKey, data: Any, is_batch: bool) -> None:
+    """The key's token bucket (``CXM_INGEST_RATE_LIMIT`` events a second, per process)."""
+    cfg = settings.CXM
+    batch = data.get("batch") if is_batch and isinstance(data, dict) else None
+    cost = max(1, len(batch)) if isinstance(batch, list) else 1
+    wait = ratelimit.limiter.take(key.prefix, cost, cfg.ingest_rate_limit,
+                                  cfg.ingest_rate_burst)
+    if wait:
+        raise RequestError(
+            429, "rate_limited",
+            f"this key is over its limit of {cfg.ingest_rate_limit:g} events a second; "
+            f"retry after {wait} s (the SDKs do so by themselves)",
+            count=cost, headers={"Retry-After": str(wait)})
 
 
 def _client_ip(request: HttpRequest) -> str | None:
@@ -143,6 +165,7 @@ def _handle(request: HttpRequest, forced_type: str | None) -> HttpResponse:
     try:
         data = _parse(_read_body(request, limit))
         key = _authenticate(request, data)
+        _throttle(key, data, is_batch)
         if not isinstance(data, dict):
             raise RequestError(400, "invalid_message", "request body must be a JSON object")
         actor = Actor(key.actor_label, _client_ip(request))
@@ -191,8 +214,9 @@ def _handle(request: HttpRequest, forced_type: str | None) -> HttpResponse:
         return _json(200, {"success": True, "accepted": result.accepted,
                            "duplicates": result.duplicates})
     except RequestError as error:
-        actions.add_outcomes("http", received_at.date(), [(("rejected", error.code), 1)])
-        return _error(error.status, error.code, error.message)
+        actions.add_outcomes("http", received_at.date(),
+                             [(("rejected", error.code), error.count)])
+        return _error(error.status, error.code, error.message, error.headers)
 
 
 def _endpoint(forced_type: str | None) -> Callable[[HttpRequest], HttpResponse]:

@@ -17,14 +17,12 @@ class Event(models.Model):
     channel = models.CharField(max_length=10)
     profile_id = models.UUIDField(null=True)
     identity_id = models.BigIntegerField(null=True)
-    user_id = models.CharField(max_length=255, blank=True, default="")
-    anonymous_id = models.CharField(max_length=255, blank=True, default="")
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
     original_timestamp = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=40, help_text="key:<prefix> or import:<file>")
-    payload = models.JSONField()
+    payload = models.JSONField(help_text="the message; personal values via core.pii")
 
     class Meta:
         indexes = [

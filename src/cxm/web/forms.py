@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from cxm.accounts.actions import CHANNELS
-from cxm.accounts.models import Scope
+from cxm.accounts.models import Role, Scope
 from cxm.ingest.spec import CHANNELS as EVENT_CHANNELS
 
 
@@ -32,3 +32,20 @@ class ApiKeyForm(forms.Form):
         choices=[("", "— none —"), *((c, c) for c in CHANNELS)],
         help_text="Channel given to events sent with this key when they name none.",
     )
+
+
+class NewUserForm(forms.Form):
+    username = forms.CharField(
+        max_length=150, strip=True,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none",
+                                      "spellcheck": "false"}),
+    )
+    password = forms.CharField(
+        strip=False, help_text="8+ characters; not common, not all digits, not like the username.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from cxm.web import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(template_name="cxm/login.html",
-                                                redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
     path("", views.customers, name="customers"),
     path("customers/", views.customers),
     path("customers/results/", views.customer_results, name="customer-results"),
@@ -20,4 +18,10 @@ urlpatterns = [
          name="customer-unmerge"),
     path("settings/keys/", views.api_keys, name="api-keys"),
     path("settings/keys/<str:prefix>/revoke/", views.api_key_revoke, name="api-key-revoke"),
+    path("settings/users/", views.users, name="users"),
+    path("settings/users/<int:user_id>/role/", views.user_role, name="user-role"),
+    path("settings/users/<int:user_id>/deactivate/", views.user_deactivate,
+         name="user-deactivate"),
+    path("settings/users/<int:user_id>/reactivate/", views.user_reactivate,
+         name="user-reactivate"),
 ]

@@ -1,20 +1,19 @@
 """Views of the web UI: thin. Reads go through ``identity.queries`` (which reveals personal
-values through ``core.pii``), writes through the ``actions`` modules, and every view checks who
-is asking. Personal values are never logged here."""
+values through ``core.pii``), writes through the ``actions`` modules, and every view states the
+permission it needs with ``@requires`` (``cxm.web.access``; the matrix is in
+``cxm.accounts.permissions``). Without ``profile.read_personal`` personal values are masked
+here, in the view layer. Personal values are never logged here."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import wraps
-from typing import Any, TypeVar, cast
-from urllib.parse import urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -22,6 +21,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cxm.accounts import actions as account_actions
+from cxm.accounts import permissions
+from cxm.accounts import throttle as login_throttle
 from cxm.accounts.models import ApiKey
 from cxm.core import pii
 from cxm.core.audit import Actor
@@ -31,15 +32,15 @@ from cxm.identity import actions as identity_actions
 from cxm.identity import queries
 from cxm.identity.models import Identity, Merge, Profile
 from cxm.ingest.models import Event
-from cxm.web.forms import ApiKeyForm, SearchForm, TimelineForm
-
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+from cxm.web.access import allows, public, requires
+from cxm.web.forms import ApiKeyForm, NewUserForm, RoleForm, SearchForm, TimelineForm
 
 TIMELINE_PAGE = 50
 SEARCH_LIMIT = 25
 MAX_PROPERTIES = 4
 
-# One colour per channel, used by the badges (inline CSS variable) and the chart alike.
+# One colour per channel, for the chart; the badges use the same colours as CSS classes
+# (``.ch-<channel>`` in cxm.css: no inline styles, so the CSP needs no 'unsafe-inline').
 CHANNEL_COLOURS: dict[str, str] = {
     "web": "#2563eb", "app": "#7c3aed", "email": "#0891b2", "chat": "#059669",
     "phone": "#d97706", "social": "#db2777", "store": "#65a30d", "iot": "#475569",
@@ -60,6 +61,7 @@ IDENTITY_LABELS = {
 }
 
 
+@public
 def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -69,46 +71,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def signed_in(view: View) -> View:
-    """Django's ``login_required``; an htmx request from an expired session is told to load
-    the login page instead of having it swapped into a table."""
-    checked = login_required(view)
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated and _is_htmx(request):
-            current = urlsplit(request.headers.get("HX-Current-URL", ""))
-            here = (current.path + ("?" + current.query if current.query else "")) or "/"
-            response = HttpResponse(status=401)
-            response["HX-Redirect"] = f"{settings.LOGIN_URL}?{urlencode({'next': here}, safe='/')}"
-            return response
-        return checked(request, *args, **kwargs)
-
-    return cast(View, wrapped)
-
-
-def staff_required(view: View) -> View:
-    """Signed-in staff only: others get 403 (anonymous users go to the login page first)."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("staff only")
-        return view(request, *args, **kwargs)
-
-    return signed_in(cast(View, wrapped))
-
-
 def _actor(request: HttpRequest) -> Actor:
     return Actor(f"user:{request.user.pk}", request.META.get("REMOTE_ADDR") or None)
 
 
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
+def _personal(request: HttpRequest) -> bool:
+    return allows(request, "profile.read_personal")
+
+
+def _masked(value: str, personal: bool) -> str:
+    return value if personal or not value else pii.mask(value)
 
 
 def channel_colour(channel: str) -> str:
     return CHANNEL_COLOURS.get(channel, CHANNEL_COLOURS["other"])
+
+
+def channel_class(channel: str) -> str:
+    return channel if channel in CHANNEL_COLOURS else "other"
 
 
 def _parse_stamp(value: Any) -> datetime | None:
@@ -137,12 +117,12 @@ def _display(value: Any) -> str:
     return str(value)[:300]
 
 
-def _profile_row(profile: Profile) -> dict[str, Any]:
+def _profile_row(profile: Profile, personal: bool) -> dict[str, Any]:
     return {
         "id": profile.id,
-        "name": queries.reveal(profile.display_name),
-        "email": queries.reveal(profile.email),
-        "phone": queries.reveal(profile.phone),
+        "name": _masked(queries.reveal(profile.display_name), personal),
+        "email": _masked(queries.reveal(profile.email), personal),
+        "phone": _masked(queries.reveal(profile.phone), personal),
         "first_seen": profile.first_seen,
         "last_seen": profile.last_seen,
         "event_count": profile.event_count,
@@ -158,10 +138,13 @@ def _totals() -> dict[str, int]:
     }
 
 
-def _stamped_rows(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _stamped_rows(entries: dict[str, dict[str, Any]], personal: bool = True,
+                  ) -> list[dict[str, Any]]:
     return [
-        {"key": key, "value": _display(entry.get("value")), "source": entry.get("source", ""),
-         "at": _parse_stamp(entry.get("at"))}
+        {"key": key,
+         "value": _display(entry.get("value")) if personal or not pii.is_personal_trait(key)
+         else pii.mask(_display(entry.get("value"))),
+         "source": entry.get("source", ""), "at": _parse_stamp(entry.get("at"))}
         for key, entry in sorted(entries.items())
     ]
 
@@ -195,7 +178,7 @@ def _event_details(event: Event) -> list[tuple[str, str]]:
 
 def _event_row(event: Event) -> dict[str, Any]:
     return {
-        "id": event.pk, "channel": event.channel, "colour": channel_colour(event.channel),
+        "id": event.pk, "channel": event.channel, "colour_class": channel_class(event.channel),
         "type": event.type, "title": _event_title(event), "timestamp": event.timestamp,
         "details": _event_details(event),
     }
@@ -229,19 +212,21 @@ def _merge_rows(request: HttpRequest, profile: Profile) -> list[dict[str, Any]]:
             "reason": ", ".join(f"{k}: {v}" for k, v in sorted(reason.items()) if v) or "—",
             "undone_at": merge.undone_at,
             "undone_by": merge.undone_by,
-            "can_undo": absorbed and merge.undone_at is None and request.user.is_staff,
+            "can_undo": absorbed and merge.undone_at is None
+            and allows(request, "profile.merge"),
         })
     return rows
 
 
-def _identity_rows(identities: list[Identity]) -> list[dict[str, Any]]:
+def _identity_rows(identities: list[Identity], personal: bool) -> list[dict[str, Any]]:
     rows = []
     for identity in identities:
         kind = identity.kind
         label = IDENTITY_LABELS.get(kind)
         if label is None and kind.startswith("ext:"):
             label = f"External · {kind[4:]}"
-        rows.append({"kind": kind, "label": label or kind, "value": identity.value,
+        rows.append({"kind": kind, "label": label or kind,
+                     "value": _masked(identity.value, personal),
                      "source": identity.source, "since": identity.created_at})
     return rows
 
@@ -250,11 +235,12 @@ def _identity_rows(identities: list[Identity]) -> list[dict[str, Any]]:
 
 
 @require_safe
-@signed_in
+@requires("profile.read")
 def customers(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    rows = [_profile_row(p) for p in queries.search(query, SEARCH_LIMIT)]
+    personal = _personal(request)
+    rows = [_profile_row(p, personal) for p in queries.search(query, SEARCH_LIMIT)]
     return render(request, "cxm/customers.html", {
         "nav": "customers", "form": form, "query": query, "rows": rows,
         "totals": _totals(),
@@ -262,12 +248,13 @@ def customers(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-@signed_in
+@requires("profile.read")
 def customer_results(request: HttpRequest) -> HttpResponse:
     """The results table alone, for the search box's htmx requests."""
     form = SearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    rows = [_profile_row(p) for p in queries.search(query, SEARCH_LIMIT)]
+    personal = _personal(request)
+    rows = [_profile_row(p, personal) for p in queries.search(query, SEARCH_LIMIT)]
     response = render(request, "cxm/partials/customer_results.html",
                       {"query": query, "rows": rows})
     # Keep the address bar in step, so reload and back show the same search.
@@ -284,7 +271,7 @@ def _canonical_or_404(profile_id: uuid.UUID) -> Profile:
 
 
 @require_safe
-@signed_in
+@requires("profile.read")
 def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
     profile = _canonical_or_404(profile_id)
     if profile.id != profile_id:
@@ -306,15 +293,17 @@ def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
 
     counts = queries.channel_counts(profile)
     chart = [{"name": ch, "value": n, "colour": channel_colour(ch)} for ch, n in counts.items()]
+    personal = _personal(request)
     return render(request, "cxm/customer.html", {
         "nav": "customers",
-        "profile": _profile_row(profile),
-        "traits": _stamped_rows(queries.revealed_traits(profile)),
+        "profile": _profile_row(profile, personal),
+        "personal": personal,
+        "traits": _stamped_rows(queries.revealed_traits(profile), personal),
         "preferences": _stamped_rows(profile.preferences),
         "consent": [
             {**row, "at": _parse_stamp(row.get("at"))} for row in queries.consent_list(profile)
         ],
-        "identities": _identity_rows(queries.identities(profile)),
+        "identities": _identity_rows(queries.identities(profile), personal),
         "merges": _merge_rows(request, profile),
         "channels": [{"name": ch, "count": n, "colour": channel_colour(ch)}
                      for ch, n in counts.items()],
@@ -328,7 +317,7 @@ def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
 
 
 @require_safe
-@signed_in
+@requires("profile.read")
 def customer_timeline(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
     """Timeline rows (and the next "Load more" row) for htmx."""
     profile = _canonical_or_404(profile_id)
@@ -348,7 +337,7 @@ def customer_timeline(request: HttpRequest, profile_id: uuid.UUID) -> HttpRespon
 
 
 @require_POST
-@staff_required
+@requires("profile.merge")
 def customer_unmerge(request: HttpRequest, profile_id: uuid.UUID, merge_id: int) -> HttpResponse:
     if not Merge.objects.filter(id=merge_id, survivor_id=profile_id).exists():
         raise Http404("no such merge on this customer")
@@ -370,7 +359,7 @@ def _key_rows() -> list[ApiKey]:
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@requires("keys.manage")
 def api_keys(request: HttpRequest) -> HttpResponse:
     created: ApiKey | None = None
     plaintext = ""
@@ -399,7 +388,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@requires("keys.manage")
 def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
     try:
         key = account_actions.revoke_api_key(prefix=prefix, actor=_actor(request))
@@ -408,3 +397,144 @@ def api_key_revoke(request: HttpRequest, prefix: str) -> HttpResponse:
     messages.success(request, f"Key {key.prefix}… ({key.name}) is revoked; clients using it "
                               "are refused within seconds.")
     return redirect("api-keys")
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in, throttled (``accounts.throttle``): 5 failures for a user name or 20
+    from an address within 15 minutes pause sign-in for 15 minutes, answered with 429."""
+
+    template_name = "cxm/login.html"
+    redirect_authenticated_user = True
+
+    def _refused(self, lock: login_throttle.Lock) -> HttpResponse:
+        form = self.get_form_class()(self.request)  # unbound: no "did not match" on top
+        context = self.get_context_data(form=form, throttle_message=lock.message(now()))
+        return self.render_to_response(context, status=429)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        lock = login_throttle.check(str(request.POST.get("username", "")), _client_ip(request))
+        if lock is not None:
+            return self._refused(lock)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        username = str(form.data.get("username", ""))
+        if username.strip() and form.data.get("password") and form.non_field_errors():
+            lock = account_actions.record_login_failure(username=username,
+                                                        ip=_client_ip(self.request))
+            if lock is not None:
+                return self._refused(lock)
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        account_actions.clear_login_failures(username=form.get_user().get_username())
+        return super().form_valid(form)
+
+
+login = public(LoginView.as_view())
+logout = public(auth_views.LogoutView.as_view())
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def _stored_role(user: Any) -> str:
+    """The role as stored (shown also for deactivated users)."""
+    if user.is_superuser:
+        return "admin"
+    membership = getattr(user, "membership", None)
+    return str(membership.role) if membership is not None else ""
+
+
+def _user_rows(request: HttpRequest) -> list[dict[str, Any]]:
+    rows = []
+    for user in get_user_model().objects.select_related("membership").order_by("username"):
+        role = _stored_role(user)
+        rows.append({
+            "id": user.pk, "username": user.get_username(), "role": role,
+            "active": user.is_active, "last_login": user.last_login,
+            "joined": user.date_joined, "is_me": user.pk == request.user.pk,
+            "role_form": RoleForm(initial={"role": role or "viewer"},
+                                  auto_id=f"id_role_{user.pk}_%s"),
+        })
+    return rows
+
+
+@require_http_methods(["GET", "POST"])
+@requires("users.manage")
+def users(request: HttpRequest) -> HttpResponse:
+    form = NewUserForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            account_actions.create_user(
+                username=form.cleaned_data["username"], password=form.cleaned_data["password"],
+                role=form.cleaned_data["role"], actor=_actor(request))
+        except InvalidInput as error:
+            field = {"weak_password": "password", "username_taken": "username",
+                     "username_required": "username", "username_too_long": "username",
+                     "role": "role"}.get(error.code)
+            form.add_error(field, error.message)
+        else:
+            messages.success(request, f"User {form.cleaned_data['username']} created as "
+                                      f"{form.cleaned_data['role']}.")
+            return redirect("users")
+    response = render(request, "cxm/users.html", {
+        "nav": "users", "form": form, "users": _user_rows(request),
+        "roles": [(role, permissions.ROLE_LABELS[role]) for role in permissions.ROLES],
+    }, status=400 if request.method == "POST" else 200)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _user_change(request: HttpRequest, change: Any, done: str) -> HttpResponse:
+    try:
+        user = change()
+    except NotFound:
+        raise Http404("no such user") from None
+    except CxmError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done.format(user=user))
+    return redirect("users")
+
+
+@require_POST
+@requires("users.manage")
+def user_role(request: HttpRequest, user_id: int) -> HttpResponse:
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("role must be one of " + ", ".join(permissions.ROLES))
+    role = form.cleaned_data["role"]
+
+    def change() -> Any:
+        account_actions.set_role(user_id=user_id, role=role, actor=_actor(request))
+        return get_user_model().objects.get(pk=user_id).get_username()
+
+    return _user_change(request, change, "{user} is now " + role + ".")
+
+
+@require_POST
+@requires("users.manage")
+def user_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    return _user_change(
+        request,
+        lambda: account_actions.deactivate_user(user_id=user_id,
+                                                actor=_actor(request)).get_username(),
+        "{user} is deactivated: they cannot sign in, and their open sessions have ended.")
+
+
+@require_POST
+@requires("users.manage")
+def user_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    return _user_change(
+        request,
+        lambda: account_actions.reactivate_user(user_id=user_id,
+                                                actor=_actor(request)).get_username(),
+        "{user} can sign in again.")

@@ -1,0 +1,61 @@
+"""Read helpers for tests, going through the same read paths as the product.
+
+Personal data is encrypted at rest (``cxm.core.pii``): ``Identity.value`` holds a blind index,
+stored payloads hold AES-GCM tokens and personal traits are tokens too. Tests must not query
+those columns for plaintext; they ask the way the API and the web UI do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from cxm.core import pii
+from cxm.identity import queries
+from cxm.identity.models import Identity, Profile
+from cxm.ingest.models import Event
+
+
+def profile_of(kind: str, value: str) -> Profile:
+    """The (canonical) profile an identifier belongs to, as ``GET /profiles/lookup`` finds it.
+    Raises ``cxm.core.errors.NotFound`` when there is none."""
+    return queries.by_identifier(kind, value)
+
+
+def identity_owner(kind: str, value: str) -> uuid.UUID:
+    """The profile id on the identifier's own row (not followed through merges), matched by
+    its blind index exactly as ingest and ``by_identifier`` match it."""
+    key = pii.lookup_key(kind, queries.normalize_identifier(kind, value))
+    return Identity.objects.get(kind=kind, value=key).profile_id
+
+
+def identity_pairs(profile: Profile | uuid.UUID) -> set[tuple[str, str]]:
+    """``{(kind, plaintext value)}`` of the identifiers a profile owns (``queries.identities``)."""
+    if not isinstance(profile, Profile):
+        profile = Profile(id=profile)
+    return {(identity.kind, identity.value) for identity in queries.identities(profile)}
+
+
+def revealed(event: Event) -> dict[str, Any]:
+    """The event's message as it was sent (personal values decrypted)."""
+    assert isinstance(event.payload, dict), event.payload
+    return pii.reveal_payload(event.payload)
+
+
+def events_of_user(user_id: str) -> list[Event]:
+    """Every stored event whose message has this ``userId``, with its payload revealed.
+
+    A scan (fine for test-sized data): it does not depend on identity resolution, so an event
+    filed under the wrong profile is still found, as the old ``Event.user_id`` column was."""
+    found = []
+    for event in Event.objects.order_by("id").iterator():
+        payload = revealed(event)
+        if payload.get("userId") == user_id:
+            event.payload = payload
+            found.append(event)
+    return found
+
+
+def trait(profile: Profile, key: str) -> Any:
+    """A trait's plaintext value (``queries.revealed_traits``)."""
+    return queries.revealed_traits(profile)[key]["value"]
