@@ -71,6 +71,8 @@ class Config:
     key_file: Path = Path("keys/cxm.keys")
     encryption_keys: str = ""
     encryption: bool = True
+    retention_events_days: int = 0
+    retention_inactive_profiles_days: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,6 +117,8 @@ def load() -> Config:
         key_file=Path(os.environ.get("CXM_KEY_FILE") or data_dir / "keys" / "cxm.keys"),
         encryption_keys=os.environ.get("CXM_ENCRYPTION_KEYS") or "",
         encryption=_bool("CXM_ENCRYPTION", True),
+        retention_events_days=_int("CXM_RETENTION_EVENTS_DAYS", 0),
+        retention_inactive_profiles_days=_int("CXM_RETENTION_INACTIVE_PROFILES_DAYS", 0),
         csrf_trusted_origins=[
             o.strip() for o in (os.environ.get("CXM_CSRF_TRUSTED_ORIGINS") or "").split(",")
             if o.strip()

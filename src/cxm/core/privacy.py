@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from cxm.core import audit, crypto
 from cxm.core.clock import now
@@ -49,10 +49,14 @@ def erase(subject: Subject, actor: audit.Actor) -> dict[str, int]:
 def _flush_deleted_pages() -> None:
     """SQLite keeps old page images in the write-ahead log until a checkpoint; fold them into
     the (secure_delete) database file now so no copy of the erased rows remains on disk."""
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        return  # inside a caller's transaction the checkpoint cannot run; the caller's commit
+        # is followed by SQLite's own automatic checkpoints
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except DatabaseError:
+        logger.warning("could not checkpoint the write-ahead log after an erasure")
 
 
 def rewrite_token(current: str) -> Callable[[Any], Any]:
