@@ -179,3 +179,66 @@ def test_an_expired_session_sends_the_search_box_to_the_login_page(
     page.get_by_role("searchbox").press_sequentially("ada", delay=15)
     expect(page).to_have_url(f"{base}/login/?next=/customers/")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_users_page_create_a_user_and_change_their_role(
+    watched: Page, live_server: Any, staff_user: Any, plain_user: Any,
+) -> None:
+    from cxm.accounts import principals
+
+    page, base = watched, live_server.url
+    sign_in(page, base)
+    page.get_by_role("link", name="Users").click()
+    expect(page).to_have_url(f"{base}/settings/users/")
+    form = page.get_by_test_id("new-user-form")
+    form.get_by_label("Username", exact=True).fill("nina")
+    form.get_by_label("Password").fill("correct-horse-9")
+    form.get_by_label("Role").select_option("marketer")
+    form.get_by_role("button", name="Add user").click()
+    expect(page.get_by_role("status")).to_contain_text("User nina created as marketer")
+    row = page.get_by_test_id("user-nina")
+    expect(row.get_by_label("Role of nina")).to_have_value("marketer")
+    row.get_by_label("Role of nina").select_option("analyst")
+    row.get_by_role("button", name="Change").click()
+    expect(page.get_by_role("status")).to_contain_text("nina is now analyst")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "users.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("user-agent").get_by_role("button", name="Deactivate").click()
+    expect(page.get_by_role("status")).to_contain_text("agent is deactivated")
+    expect(page.get_by_test_id("user-agent")).to_contain_text("deactivated")
+    from django.contrib.auth import get_user_model
+
+    assert principals.role_of(get_user_model().objects.get(username="nina")) == "analyst"
+
+
+def test_a_viewer_sees_masked_customers_and_the_chart_works_under_the_csp(
+    watched: Page, live_server: Any, crowd: Customer,
+) -> None:
+    from tests.web.conftest import make_user
+
+    make_user("vera", role="viewer")
+    page, base = watched, live_server.url
+    sign_in(page, base, username="vera")
+    expect(page.get_by_test_id("customer-results")).not_to_contain_text(crowd.email)
+    expect(page.get_by_test_id("customer-results")).to_contain_text("a***@example.com")
+    page.goto(f"{base}/customers/{crowd.id}/")
+    expect(page.get_by_test_id("profile-name")).to_have_text("Ad***")
+    chart = page.locator("#channel-chart canvas")
+    expect(chart).to_have_count(1)
+    box = chart.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + 20)  # the tooltip appears
+    page.wait_for_timeout(400)
+    badge = page.locator("#timeline-rows .badge.ch-web").first
+    colour = badge.evaluate("el => getComputedStyle(el).color")
+    assert colour == "rgb(37, 99, 235)"  # #2563eb from the stylesheet, no inline style
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "customer-360-viewer.png"))
+
+
+def test_the_api_docs_load_under_the_csp(watched: Page, live_server: Any) -> None:
+    page, base = watched, live_server.url
+    page.goto(f"{base}/api/v1/docs")
+    expect(page.get_by_text("/api/v1/profiles/{profile_id}/timeline")).to_be_visible()

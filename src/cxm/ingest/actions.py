@@ -17,7 +17,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
-from cxm.core import pii, sql
+from cxm.core import audit, pii, sql
 from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.ingest import pipeline, spec
@@ -109,7 +109,7 @@ def store_messages(
             result.duplicates += 1
         else:
             unique[message.message_id] = message
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic(savepoint=False), audit.collect():
         prepare = pipeline.preparer()
         if prepare is not None:
             prepare(list(unique.values()))
@@ -157,8 +157,9 @@ def ingest(
         raws, received_at=when, forced_type=forced_type, batch_sent_at=batch_sent_at,
         default_channel=default_channel,
     )
-    # Outcomes are counted in the same transaction: one commit (one fsync) per batch.
-    with transaction.atomic():
+    # Outcomes are counted in the same transaction: one commit (one fsync) per batch. Audit rows
+    # are collected and written last, so the audit chain's lock is held only until the commit.
+    with transaction.atomic(), audit.collect():
         result = store_messages(messages, actor=actor, source=source)
         result.rejected.extend(rejected)
         record_outcomes(source, when.date(), result)

@@ -146,10 +146,6 @@ def _throttle(key: ApiKey, data: Any, is_batch: bool) -> None:
             count=cost, headers={"Retry-After": str(wait)})
 
 
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _handle(request: HttpRequest, forced_type: str | None) -> HttpResponse:
     if request.method == "OPTIONS":
         response = HttpResponse(status=204)
@@ -168,7 +164,9 @@ def _handle(request: HttpRequest, forced_type: str | None) -> HttpResponse:
         _throttle(key, data, is_batch)
         if not isinstance(data, dict):
             raise RequestError(400, "invalid_message", "request body must be a JSON object")
-        actor = Actor(key.actor_label, _client_ip(request))
+        # No IP on ingest audit rows: behind a browser SDK it is the end customer's address,
+        # personal data that must not sit in an append-only log.
+        actor = Actor(key.actor_label)
         source = key.actor_label
         if is_batch:
             batch = data.get("batch")

@@ -42,7 +42,8 @@ class NewUserForm(forms.Form):
     )
     password = forms.CharField(
         strip=False, help_text="8+ characters; not common, not all digits, not like the username.",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password",
+                                          "aria-describedby": "password-help"}),
     )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
