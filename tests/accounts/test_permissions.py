@@ -126,6 +126,7 @@ class World:
     grace: uuid.UUID
     alan: uuid.UUID
     erasable: uuid.UUID
+    web_erasable: uuid.UUID
     web_victim_key: str
     api_victim_key: str
     target_user: int
@@ -144,6 +145,9 @@ def build_world() -> World:
     erasable = make_customer(name="Eve Erasable", email="eve@example.net",
                              phone="+13105550199", user_id="u-eve", anonymous_id="anon-eve",
                              tracks=1, prefix="ev")
+    web_erasable = make_customer(name="Wes Erasable", email="wes@example.net",
+                                 phone="+13105550188", user_id="u-wes", anonymous_id="anon-wes",
+                                 tracks=1, prefix="we")
     ingest([{"type": "identify", "messageId": "m-1", "anonymousId": "anon-m",
              "timestamp": stamp(0), "traits": {"email": "hedy@example.com"}}])
     survivor = queries.by_identifier("anonymous_id", "anon-m").id
@@ -159,7 +163,8 @@ def build_world() -> World:
                                    actor=Actor("t"))
     actions.deactivate_user(user_id=inactive, actor=Actor("t"))
     return World(ada=ada, survivor=survivor, merge_id=merge.pk, grace=grace.id, alan=alan.id,
-                 erasable=erasable.id, web_victim_key=web_victim.prefix,
+                 erasable=erasable.id, web_erasable=web_erasable.id,
+                 web_victim_key=web_victim.prefix,
                  api_victim_key=api_victim.prefix, target_user=target,
                  inactive_user=inactive)
 
@@ -197,6 +202,15 @@ WEB: dict[str, list[Case]] = {
     "customers/<uuid:profile_id>/merges/<int:merge_id>/undo/": [
         Case("post", ("profile.merge",),
              lambda w: f"/customers/{w.survivor}/merges/{w.merge_id}/undo/")],
+    "customers/<uuid:profile_id>/consent/": [
+        Case("post", ("consent.edit",), lambda w: f"/customers/{w.ada.id}/consent/",
+             form(channel="email", purpose="marketing", granted="no"))],
+    "customers/<uuid:profile_id>/export/": [
+        Case("get", ("privacy.export",), lambda w: f"/customers/{w.ada.id}/export/")],
+    "customers/<uuid:profile_id>/erase/": [
+        Case("post", ("privacy.erase",), lambda w: f"/customers/{w.web_erasable}/erase/",
+             form(confirm="erase"), late=1)],
+    "audit/": [Case("get", ("audit.read",), fixed("/audit/?action=profile.*"))],
     "settings/keys/": [
         Case("get", ("keys.manage",), fixed("/settings/keys/")),
         Case("post", ("keys.manage",), fixed("/settings/keys/"),

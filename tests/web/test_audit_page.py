@@ -38,8 +38,10 @@ def seqs(text: str) -> list[int]:
 
 
 def user(name: str, *, staff: bool) -> Any:
+    """A superuser (an admin: may read the audit log) or a user without a role (may not).
+    Made directly, not through the actions, so that no audit row precedes the test's own."""
     return get_user_model().objects.create_user(name, password="a-long-password-1",
-                                                is_staff=staff)
+                                                is_staff=staff, is_superuser=staff)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from ninja import Router
 
 from cxm.accounts.api_auth import actor_of, needs
+from cxm.core import audit
 from cxm.core.errors import InvalidInput
 from cxm.identity import actions, queries
 from cxm.identity.models import Merge, Profile
@@ -66,6 +67,15 @@ def full(profile: Profile, requested: str | None = None) -> dict[str, Any]:
     }
 
 
+_PERSONAL_FIELDS = ["name", "email", "phone", "traits", "identities"]
+
+
+def _read(request: HttpRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """Every read of a profile's personal data leaves an audit row."""
+    audit.record_read(actor_of(request), "profile", body["id"], _PERSONAL_FIELDS)
+    return body
+
+
 def event_out(event: Event) -> dict[str, Any]:
     payload = event.payload if isinstance(event.payload, dict) else {}
     traits = payload.get("traits") if isinstance(payload.get("traits"), dict) else {}
@@ -102,13 +112,13 @@ def lookup_profile(
         raise InvalidInput("give exactly one of email, phone, user_id, anonymous_id, or "
                            "kind and value", code="invalid_lookup")
     ((lookup_kind, lookup_value),) = given.items()
-    return full(queries.by_identifier(lookup_kind, lookup_value))
+    return _read(request, full(queries.by_identifier(lookup_kind, lookup_value)))
 
 
 @router.get("/profiles/{profile_id}", response={200: ProfileOut, **ERRORS}, auth=READ,
             summary="A profile with traits, preferences, consent and identities")
 def get_profile(request: HttpRequest, profile_id: str) -> Any:
-    return full(queries.canonical(_uuid(profile_id)), profile_id)
+    return _read(request, full(queries.canonical(_uuid(profile_id)), profile_id))
 
 
 @router.get("/profiles/{profile_id}/timeline", response={200: TimelineOut, **ERRORS},
@@ -119,6 +129,7 @@ def get_timeline(
 ) -> Any:
     profile = queries.canonical(_uuid(profile_id))
     page = queries.timeline(profile, limit=limit, cursor=cursor, channel=channel)
+    audit.record_read(actor_of(request), "profile", str(profile.id), ["timeline"])
     return {"profile_id": str(profile.id), "events": [event_out(e) for e in page.events],
             "next_cursor": page.next_cursor}
 

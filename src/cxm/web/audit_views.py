@@ -13,8 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -22,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from cxm.core import audit
 from cxm.core.models import AuditLog
+from cxm.web.access import requires
 
 PAGE = 50
 FILTERS = ("target", "actor", "action", "since", "until")
@@ -90,13 +89,10 @@ def _row(row: AuditLog) -> dict[str, Any]:
     }
 
 
-@login_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@requires("audit.read")
 def audit_log(request: HttpRequest) -> HttpResponse:
     """GET: the rows, newest first, filtered; POST: the same page with the chain verified."""
-    # permission: audit.read
-    if not (request.user.is_superuser or request.user.is_staff):
-        raise PermissionDenied("audit.read")
     form = AuditFilterForm(request.GET)
     rows: list[dict[str, Any]] = []
     more_query = ""

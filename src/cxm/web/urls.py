@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from cxm.web import views
+from cxm.web import audit_views, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -16,6 +16,11 @@ urlpatterns = [
          name="customer-timeline"),
     path("customers/<uuid:profile_id>/merges/<int:merge_id>/undo/", views.customer_unmerge,
          name="customer-unmerge"),
+    path("customers/<uuid:profile_id>/consent/", views.customer_consent,
+         name="customer-consent"),
+    path("customers/<uuid:profile_id>/export/", views.customer_export, name="customer-export"),
+    path("customers/<uuid:profile_id>/erase/", views.customer_erase, name="customer-erase"),
+    path("audit/", audit_views.audit_log, name="audit-log"),
     path("settings/keys/", views.api_keys, name="api-keys"),
     path("settings/keys/<str:prefix>/revoke/", views.api_key_revoke, name="api-key-revoke"),
     path("settings/users/", views.users, name="users"),

@@ -6,6 +6,7 @@ here, in the view layer. Personal values are never logged here."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,12 +25,12 @@ from cxm.accounts import actions as account_actions
 from cxm.accounts import permissions
 from cxm.accounts import throttle as login_throttle
 from cxm.accounts.models import ApiKey
-from cxm.core import pii
+from cxm.core import audit, pii, privacy
 from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.core.errors import CxmError, InvalidInput, NotFound
 from cxm.identity import actions as identity_actions
-from cxm.identity import queries
+from cxm.identity import consent, queries
 from cxm.identity.models import Identity, Merge, Profile
 from cxm.ingest.models import Event
 from cxm.web.access import allows, public, requires
@@ -294,6 +295,9 @@ def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
     counts = queries.channel_counts(profile)
     chart = [{"name": ch, "value": n, "colour": channel_colour(ch)} for ch, n in counts.items()]
     personal = _personal(request)
+    if personal:
+        audit.record_read(_actor(request), "profile", str(profile.id),
+                          ["name", "email", "phone", "traits", "identities", "timeline"])
     return render(request, "cxm/customer.html", {
         "nav": "customers",
         "profile": _profile_row(profile, personal),
@@ -313,7 +317,55 @@ def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
         "paged": cursor is not None,
         "more_query": _more_query(channel, next_cursor),
         "channel_choices": sorted(counts),
+        "consent_channels": consent.CHANNELS,
+        "consent_purposes": consent.PURPOSES,
     })
+
+
+@require_POST
+@requires("consent.edit")
+def customer_consent(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
+    """Record a consent statement made by hand (e.g. the customer asked an agent)."""
+    profile = _canonical_or_404(profile_id)
+    granted = request.POST.get("granted")
+    if granted not in {"yes", "no"}:
+        return HttpResponseBadRequest("granted must be yes or no")
+    try:
+        identity_actions.set_consent(
+            profile_id=profile.id, channel=request.POST.get("channel", ""),
+            purpose=request.POST.get("purpose", ""), granted=granted == "yes",
+            actor=_actor(request))
+    except CxmError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Consent recorded.")
+    return redirect("customer", profile_id=profile.id)
+
+
+@require_safe
+@requires("privacy.export")
+def customer_export(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
+    """Everything held on the customer, as a JSON download (subject-access request)."""
+    profile = _canonical_or_404(profile_id)
+    data = privacy.export(queries.subject_of(profile), _actor(request))
+    response = HttpResponse(json.dumps(data, default=str, indent=2, ensure_ascii=False),
+                            content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="cxm-export-{profile.id}.json"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@requires("privacy.erase")
+def customer_erase(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
+    """Erase the customer everywhere (asks for a confirmation field, not just a click)."""
+    profile = _canonical_or_404(profile_id)
+    if request.POST.get("confirm") != "erase":
+        return HttpResponseBadRequest("confirm the erasure with confirm=erase")
+    removed = privacy.erase(queries.subject_of(profile), _actor(request))
+    messages.success(request, f"Customer erased: {removed.get('ingest.events', 0)} events and "
+                              f"{removed.get('identity.profiles', 0)} profile(s) removed.")
+    return redirect("customers")
 
 
 @require_safe
