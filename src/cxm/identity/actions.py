@@ -68,13 +68,33 @@ def _load_owners(keys: set[rules.IdentKey]) -> dict[rules.IdentKey, tuple[int, u
     return found
 
 
-def _lock_profiles(ids: set[uuid.UUID]) -> dict[uuid.UUID, Profile]:
+_DATA_FIELDS = ("traits", "preferences", "consent", "display_name", "email", "phone",
+                "search_index")
+
+
+def _lock_profiles(ids: set[uuid.UUID], *, with_data: bool = True) -> dict[uuid.UUID, Profile]:
+    """Lock (PostgreSQL) and load profiles. ``with_data=False`` leaves traits, consent and the
+    display fields unloaded — most batches only count events — and :func:`_load_data` fetches
+    them for the profiles that need them, in one query."""
     if not ids:
         return {}
     query = Profile.objects.filter(id__in=sorted(ids, key=str)).order_by("id")
+    if not with_data:
+        query = query.defer(*_DATA_FIELDS)
     if connection.vendor == "postgresql":
         query = query.select_for_update()
     return {p.id: p for p in query}
+
+
+def _load_data(profiles: dict[uuid.UUID, Profile], ids: set[uuid.UUID]) -> None:
+    missing = [pid for pid in ids if pid in profiles
+               and "traits" in profiles[pid].get_deferred_fields()]
+    if not missing:
+        return
+    for row in Profile.objects.filter(id__in=missing).values("id", *_DATA_FIELDS):
+        profile = profiles[row.pop("id")]
+        for name, value in row.items():
+            setattr(profile, name, value)
 
 
 def lock_identifiers(messages: Sequence[Message]) -> None:
@@ -89,7 +109,7 @@ def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Re
     keys = rules.lookup_candidates(k for m in messages for k in m.identifiers)
     for _attempt in range(_MAX_RESOLVE_ATTEMPTS):
         owners = _load_owners(keys)
-        profiles = _lock_profiles({pid for _, pid in owners.values()})
+        profiles = _lock_profiles({pid for _, pid in owners.values()}, with_data=False)
         # A profile merged away by a concurrent batch after we read its identities: read again.
         if all(p.merged_into_id is None for p in profiles.values()) and len(profiles) == len(
             {pid for _, pid in owners.values()}
@@ -144,6 +164,8 @@ def _apply(
     for new_profile in new_rows:
         profiles[new_profile.id] = new_profile
         entries.append(audit.Entry("profile.created", "profile", str(new_profile.id), {}))
+    _load_data(profiles, {p for m in plan.merges for p in (m.survivor, m.merged)} | {
+        plan.assignments[i][0] for i, m in enumerate(messages) if m.traits or m.consent})
 
     for merge in plan.merges:
         _merge_stored(profiles[merge.survivor], profiles[merge.merged], merge.reason, actor,
