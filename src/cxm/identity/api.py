@@ -3,7 +3,6 @@ actions)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.http import HttpRequest
@@ -31,14 +30,6 @@ router = Router(tags=["profiles"])
 READ = needs("profile.read", "profile.read_personal")
 MERGE = needs("profile.merge")
 ERRORS: dict[int, type[ErrorOut]] = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidInput(f"{value[:60]!r} is not a profile id (a UUID)",
-                           code="invalid_profile_id") from None
 
 
 def summary(profile: Profile) -> dict[str, Any]:
@@ -118,7 +109,7 @@ def lookup_profile(
 @router.get("/profiles/{profile_id}", response={200: ProfileOut, **ERRORS}, auth=READ,
             summary="A profile with traits, preferences, consent and identities")
 def get_profile(request: HttpRequest, profile_id: str) -> Any:
-    return _read(request, full(queries.canonical(_uuid(profile_id)), profile_id))
+    return _read(request, full(queries.canonical(queries.parse_profile_id(profile_id)), profile_id))
 
 
 @router.get("/profiles/{profile_id}/timeline", response={200: TimelineOut, **ERRORS},
@@ -127,7 +118,7 @@ def get_timeline(
     request: HttpRequest, profile_id: str, limit: int = 50, cursor: str | None = None,
     channel: str | None = None,
 ) -> Any:
-    profile = queries.canonical(_uuid(profile_id))
+    profile = queries.canonical(queries.parse_profile_id(profile_id))
     page = queries.timeline(profile, limit=limit, cursor=cursor, channel=channel)
     audit.record_read(actor_of(request), "profile", str(profile.id), ["timeline"])
     return {"profile_id": str(profile.id), "events": [event_out(e) for e in page.events],
@@ -137,7 +128,7 @@ def get_timeline(
 @router.get("/profiles/{profile_id}/identities", response={200: list[IdentityOut], **ERRORS},
             auth=READ)
 def get_identities(request: HttpRequest, profile_id: str) -> Any:
-    profile = queries.canonical(_uuid(profile_id))
+    profile = queries.canonical(queries.parse_profile_id(profile_id))
     return [{"kind": i.kind, "value": i.value, "source": i.source, "created_at": i.created_at}
             for i in queries.identities(profile)]
 
@@ -151,16 +142,16 @@ def merge_out(merge: Merge) -> dict[str, Any]:
 @router.get("/profiles/{profile_id}/merges", response={200: list[MergeOut], **ERRORS},
             auth=READ, summary="Merges this profile took part in, newest first")
 def get_merges(request: HttpRequest, profile_id: str) -> Any:
-    profile = queries.canonical(_uuid(profile_id))
+    profile = queries.canonical(queries.parse_profile_id(profile_id))
     return [merge_out(m) for m in queries.merges(profile)]
 
 
 @router.post("/profiles/{profile_id}/merge", response={200: MergeOut, **ERRORS, 409: ErrorOut},
              auth=MERGE, summary="Merge another profile into this one")
 def post_merge(request: HttpRequest, profile_id: str, body: MergeIn) -> Any:
-    record = actions.merge_profiles(survivor_id=_uuid(profile_id),
-                                    merged_id=_uuid(body.merged_id), actor=actor_of(request),
-                                    note=body.note)
+    record = actions.merge_profiles(survivor_id=queries.parse_profile_id(profile_id),
+                                    merged_id=queries.parse_profile_id(body.merged_id),
+                                    actor=actor_of(request), note=body.note)
     return merge_out(record)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.http import HttpRequest
@@ -10,7 +9,6 @@ from ninja import Router, Schema
 
 from cxm.accounts.api_auth import actor_of, needs
 from cxm.core import privacy
-from cxm.core.errors import InvalidInput
 from cxm.core.schemas import ErrorOut
 from cxm.identity import actions, queries
 from cxm.identity.consent import may_contact
@@ -37,19 +35,11 @@ class ErasedOut(Schema):
     removed: dict[str, int]
 
 
-def _profile_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidInput(f"{value[:60]!r} is not a profile id (a UUID)",
-                           code="invalid_profile_id") from None
-
-
 @router.get("/profiles/{profile_id}/consent/check", response={200: DecisionOut, **ERRORS},
             auth=needs("profile.read"), summary="May we contact this person on a channel for "
                                                 "a purpose?")
 def check_consent(request: HttpRequest, profile_id: str, channel: str, purpose: str) -> Any:
-    profile = queries.canonical(_profile_id(profile_id))
+    profile = queries.canonical(queries.parse_profile_id(profile_id))
     decision = may_contact(profile.consent, channel, purpose)
     return {"allowed": decision.allowed, "reason": decision.reason, "source": decision.source,
             "at": decision.at}
@@ -59,9 +49,9 @@ def check_consent(request: HttpRequest, profile_id: str, channel: str, purpose: 
                                                          409: ErrorOut},
             auth=needs("consent.edit"), summary="Record a consent statement")
 def put_consent(request: HttpRequest, profile_id: str, body: ConsentIn) -> Any:
-    profile = actions.set_consent(profile_id=_profile_id(profile_id), channel=body.channel,
-                                  purpose=body.purpose, granted=body.granted,
-                                  actor=actor_of(request))
+    profile = actions.set_consent(profile_id=queries.parse_profile_id(profile_id),
+                                  channel=body.channel, purpose=body.purpose,
+                                  granted=body.granted, actor=actor_of(request))
     return queries.consent_list(profile)
 
 
@@ -69,13 +59,13 @@ def put_consent(request: HttpRequest, profile_id: str, body: ConsentIn) -> Any:
             auth=needs("privacy.export"),
             summary="Everything held on this person (subject-access request)")
 def export_profile(request: HttpRequest, profile_id: str) -> Any:
-    subject = queries.subject_of(queries.canonical(_profile_id(profile_id)))
+    subject = queries.subject_of(queries.canonical(queries.parse_profile_id(profile_id)))
     return privacy.export(subject, actor_of(request))
 
 
 @router.post("/profiles/{profile_id}/erase", response={200: ErasedOut, **ERRORS},
              auth=needs("privacy.erase"), summary="Erase this person everywhere")
 def erase_profile(request: HttpRequest, profile_id: str) -> Any:
-    subject = queries.subject_of(queries.canonical(_profile_id(profile_id)))
+    subject = queries.subject_of(queries.canonical(queries.parse_profile_id(profile_id)))
     removed = privacy.erase(subject, actor_of(request))
     return {"erased_profiles": [str(p) for p in subject.profile_ids], "removed": removed}

@@ -21,6 +21,15 @@ _MAX_MERGE_HOPS = 20
 LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
 
 
+def parse_profile_id(value: str) -> uuid.UUID:
+    """A profile id from a URL or a request, or a 400 that says what was wrong."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"{value[:60]!r} is not a profile id (a UUID)",
+                           code="invalid_profile_id") from None
+
+
 def canonical(profile_id: uuid.UUID) -> Profile:
     """The profile with this id, or the one it was merged into."""
     profile = Profile.objects.filter(id=profile_id).first()
