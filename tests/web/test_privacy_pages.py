@@ -87,3 +87,15 @@ def test_audit_page_lists_reads_and_erasures(client: Any, customer: Any) -> None
     page = client.get("/audit/", {"action": "profile.read_personal"})
     assert page.status_code == 200
     assert "profile.read_personal" in page.content.decode()
+
+
+def test_search_results_showing_personal_fields_are_audited(client: Any, customer: Any,
+                                                            admin_key: str) -> None:
+    client.force_login(make_user("agent", role="agent"))
+    assert client.get("/customers/results/", {"q": "lovelace"}).status_code == 200
+    rows = AuditLog.objects.filter(action="profile.read_personal", target_id=str(customer.id))
+    assert rows.count() == 1 and rows.get().changes["fields"] == ["email", "name", "phone"]
+    api = client.get("/api/v1/profiles", {"q": "ada@example.com"},
+                     HTTP_AUTHORIZATION=f"Bearer {admin_key}")
+    assert api.status_code == 200 and api.json()[0]["email"] == "ada@example.com"
+    assert rows.count() == 2 and rows.latest("seq").actor.startswith("key:")

@@ -85,7 +85,11 @@ def event_out(event: Event) -> dict[str, Any]:
 def search_profiles(request: HttpRequest, q: str = "", limit: int = 25) -> Any:
     if not 1 <= limit <= 200:
         raise InvalidInput("limit must be between 1 and 200", code="invalid_limit")
-    return [summary(p) for p in queries.search(q, limit)]
+    found = [summary(p) for p in queries.search(q, limit)]
+    if found:
+        audit.record_reads(actor_of(request), "profile", [p["id"] for p in found],
+                           ["name", "email", "phone"])
+    return found
 
 
 @router.get("/profiles/lookup", response={200: ProfileOut, **ERRORS}, auth=READ,

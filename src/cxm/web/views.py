@@ -130,6 +130,15 @@ def _profile_row(profile: Profile, personal: bool) -> dict[str, Any]:
     }
 
 
+def _search_rows(request: HttpRequest, query: str, personal: bool) -> list[dict[str, Any]]:
+    """Search results; showing their names, emails and phones is an audited read."""
+    rows = [_profile_row(p, personal) for p in queries.search(query, SEARCH_LIMIT)]
+    if personal and rows:
+        audit.record_reads(_actor(request), "profile", [str(r["id"]) for r in rows],
+                           ["name", "email", "phone"])
+    return rows
+
+
 def _totals() -> dict[str, int]:
     since = now() - timedelta(hours=24)
     return {
@@ -241,7 +250,7 @@ def customers(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
     personal = _personal(request)
-    rows = [_profile_row(p, personal) for p in queries.search(query, SEARCH_LIMIT)]
+    rows = _search_rows(request, query, personal)
     return render(request, "cxm/customers.html", {
         "nav": "customers", "form": form, "query": query, "rows": rows,
         "totals": _totals(),
@@ -255,7 +264,7 @@ def customer_results(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
     personal = _personal(request)
-    rows = [_profile_row(p, personal) for p in queries.search(query, SEARCH_LIMIT)]
+    rows = _search_rows(request, query, personal)
     response = render(request, "cxm/partials/customer_results.html",
                       {"query": query, "rows": rows})
     # Keep the address bar in step, so reload and back show the same search.
