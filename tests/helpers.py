@@ -7,8 +7,12 @@ those columns for plaintext; they ask the way the API and the web UI do.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
+
+from django.db import connection
 
 from cxm.core import pii
 from cxm.identity import queries
@@ -59,3 +63,31 @@ def events_of_user(user_id: str) -> list[Event]:
 def trait(profile: Profile, key: str) -> Any:
     """A trait's plaintext value (``queries.revealed_traits``)."""
     return queries.revealed_traits(profile)[key]["value"]
+
+
+THREADS = 8
+
+
+def run_together(work: Callable[[int], Any], count: int = THREADS) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released at the same moment."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def target(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors
+    return results

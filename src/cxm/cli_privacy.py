@@ -30,8 +30,9 @@ def _migrate() -> None:
 
 
 def _print(data: Any, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+    from cxm import cli
+
+    cli._print(data, as_json)
 
 privacy_app = typer.Typer(help="Subject-access export and erasure", no_args_is_help=True)
 crypto_app = typer.Typer(help="Encryption keys", no_args_is_help=True)

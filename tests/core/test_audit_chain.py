@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from cxm.core import audit
 from cxm.core.models import AuditLog
+from tests.helpers import THREADS, run_together
 
-THREADS = 8
 TABLE = "core_auditlog"
 _migration = importlib.import_module("cxm.core.migrations.0002_audit_chain")
 
@@ -276,28 +276,6 @@ def test_appending_stays_allowed_and_a_seq_cannot_be_taken_twice() -> None:
 
 
 # --- concurrency -----------------------------------------------------------------------------
-
-
-def run_together(work: Callable[[int], Any], count: int = THREADS) -> None:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def target(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            work(index)
-        except BaseException as error:  # reported in the test's thread
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    assert not errors, errors
 
 
 @pytest.mark.django_db(transaction=True)

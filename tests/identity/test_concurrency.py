@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from cxm.core.audit import Actor
 from cxm.identity import queries
 from cxm.identity.models import Identity, Profile
 from cxm.ingest import actions
 from cxm.ingest.models import Event, Outcome
+from tests.helpers import THREADS, run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-THREADS = 8
-
-
-def run_together(work: Callable[[int], Any], count: int = THREADS) -> list[Any]:
-    """Run ``work(i)`` in ``count`` threads released at the same moment."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def target(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except BaseException as error:  # reported below, in the test's thread
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    assert not errors, errors
-    return results
 
 
 def ingest_one(message: dict[str, Any]) -> actions.BatchResult:

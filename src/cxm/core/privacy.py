@@ -90,22 +90,3 @@ def reencrypt_all(batch_size: int = 500,
             progress(store.name, changed[store.name])
     return changed
 
-
-def keys_in_use(values: list[Any]) -> set[str]:
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            key_id = crypto.key_id_of(value)
-            if key_id:
-                found.add(key_id)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    for value in values:
-        walk(value)
-    return found

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from cxm.core import pii
 from cxm.core.errors import InvalidInput, NotFound
@@ -207,8 +207,6 @@ def timeline(
 
 
 def channel_counts(profile: Profile) -> dict[str, int]:
-    from django.db.models import Count
-
     rows = (Event.objects.filter(profile_id=profile.id).values("channel")
             .annotate(n=Count("id")).order_by("-n"))
     return {r["channel"]: r["n"] for r in rows}

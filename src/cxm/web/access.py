@@ -63,7 +63,7 @@ def requires(*needed: str) -> Callable[[View], View]:
             if not request.user.is_authenticated:
                 return _to_login(request)
             principal = principal_of(request)
-            if not all(permissions.allows(principal, p) for p in needed):
+            if not permissions.allows_all(principal, needed):
                 raise PermissionDenied(f"needs {', '.join(needed)}")
             return view(request, *args, **kwargs)
 
