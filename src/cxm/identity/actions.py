@@ -104,7 +104,8 @@ def lock_identifiers(messages: Sequence[Message]) -> None:
 
 def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Resolution]:
     """Assign each message to a profile, creating, linking and merging as the rules say.
-    Runs after :func:`lock_identifiers` in the same transaction (locks are re-entrant)."""
+    Runs after :func:`lock_identifiers` (ingest's preparer) in the same transaction, which has
+    already taken the identifier locks."""
     batch_time = now()
     keys = rules.lookup_candidates(k for m in messages for k in m.identifiers)
     for _attempt in range(_MAX_RESOLVE_ATTEMPTS):
