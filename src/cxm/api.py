@@ -10,8 +10,10 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from cxm.accounts.api import router as keys_router
 from cxm.core.errors import CxmError
+from cxm.feedback.api import router as feedback_router
 from cxm.identity.api import router as profiles_router
 from cxm.identity.privacy_api import router as privacy_router
+from cxm.metrics.api import router as metrics_router
 
 api = NinjaAPI(
     title="cxm API",
@@ -24,6 +26,8 @@ api = NinjaAPI(
 api.add_router("", profiles_router)
 api.add_router("", keys_router)
 api.add_router("", privacy_router)
+api.add_router("", metrics_router)
+api.add_router("", feedback_router)
 
 
 @api.exception_handler(CxmError)

@@ -52,6 +52,21 @@ def _float(name: str, default: float) -> float:
     return value
 
 
+def _origins(name: str) -> list[str]:
+    """Comma-separated origins such as ``https://shop.example.com``, without paths."""
+    origins = []
+    for raw in (os.environ.get(name) or "").split(","):
+        origin = raw.strip().rstrip("/").lower()
+        if not origin:
+            continue
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest or "/" in rest:
+            raise ConfigError(f"{name} must list origins like https://shop.example.com, "
+                              f"got {raw.strip()!r}")
+        origins.append(origin)
+    return origins
+
+
 @dataclass(frozen=True)
 class Config:
     data_dir: Path
@@ -73,6 +88,15 @@ class Config:
     encryption: bool = True
     retention_events_days: int = 0
     retention_inactive_profiles_days: int = 0
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "none"
+    email_from: str = "cxm <surveys@localhost>"
+    # Origins (scheme://host[:port]) whose pages may use the survey widget; empty = any.
+    widget_origins: list[str] = field(default_factory=list)
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,6 +124,12 @@ def load() -> Config:
     rate_burst = _float("CXM_INGEST_RATE_BURST", 0.0)
     if rate_burst < 0:
         raise ConfigError("CXM_INGEST_RATE_BURST must be 0 (twice the rate) or positive")
+    smtp_tls = (os.environ.get("CXM_SMTP_TLS") or "none").lower()
+    if smtp_tls not in {"none", "starttls", "ssl"}:
+        raise ConfigError(f"CXM_SMTP_TLS must be none, starttls or ssl, got {smtp_tls!r}")
+    base_url = (os.environ.get("CXM_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"CXM_BASE_URL must start with http:// or https://, got {base_url!r}")
     config = Config(
         data_dir=data_dir,
         database_url=database_url,
@@ -119,10 +149,18 @@ def load() -> Config:
         encryption=_bool("CXM_ENCRYPTION", True),
         retention_events_days=_int("CXM_RETENTION_EVENTS_DAYS", 0),
         retention_inactive_profiles_days=_int("CXM_RETENTION_INACTIVE_PROFILES_DAYS", 0),
+        base_url=base_url,
+        smtp_host=os.environ.get("CXM_SMTP_HOST") or "127.0.0.1",
+        smtp_port=_int("CXM_SMTP_PORT", 25),
+        smtp_user=os.environ.get("CXM_SMTP_USER") or "",
+        smtp_password=os.environ.get("CXM_SMTP_PASSWORD") or "",
+        smtp_tls=smtp_tls,
+        email_from=os.environ.get("CXM_EMAIL_FROM") or "cxm <surveys@localhost>",
         csrf_trusted_origins=[
             o.strip() for o in (os.environ.get("CXM_CSRF_TRUSTED_ORIGINS") or "").split(",")
             if o.strip()
         ],
+        widget_origins=_origins("CXM_WIDGET_ORIGINS"),
     )
     validate(config)
     return config

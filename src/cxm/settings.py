@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "cxm.accounts",
     "cxm.ingest",
     "cxm.identity",
+    "cxm.feedback",
     "cxm.web",
 ]
 
@@ -133,6 +134,16 @@ X_FRAME_OPTIONS = "DENY"
 if CXM.production:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = CXM.smtp_host
+EMAIL_PORT = CXM.smtp_port
+EMAIL_HOST_USER = CXM.smtp_user
+EMAIL_HOST_PASSWORD = CXM.smtp_password
+EMAIL_USE_TLS = CXM.smtp_tls == "starttls"
+EMAIL_USE_SSL = CXM.smtp_tls == "ssl"
+EMAIL_TIMEOUT = 20
+DEFAULT_FROM_EMAIL = CXM.email_from
 
 HUEY: dict[str, Any]
 if CXM.queue == "redis":

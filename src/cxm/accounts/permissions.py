@@ -27,6 +27,11 @@ PERMISSIONS: dict[str, str] = {
     "profile.merge": "merge profiles and undo merges",
     "consent.edit": "change a customer's consent",
     "journeys.manage": "design and run journeys and segments",
+    "surveys.read": "see surveys, their results, themes and drivers (aggregates, no personal "
+                    "data)",
+    "surveys.manage": "create and change surveys, invite customers, set the contact policy, "
+                      "edit and merge themes",
+    "feedback.verbatims": "read what customers wrote in open-text answers",
     "events.ingest": "send events to the ingest API (/v1/...)",
     "keys.manage": "create, list and revoke API keys",
     "users.manage": "create users, change their role, deactivate them",
@@ -39,23 +44,23 @@ PERMISSIONS: dict[str, str] = {
 ROLES: tuple[str, ...] = ("admin", "analyst", "agent", "marketer", "viewer")
 ROLE_LABELS: dict[str, str] = {
     "admin": "everything, including users, keys, merges, audit and privacy requests",
-    "analyst": "reads customers with their personal data",
+    "analyst": "reads customers with their personal data; runs surveys and text analytics",
     "agent": "reads customers with their personal data and edits consent",
-    "marketer": "reads customers (personal fields masked) and runs journeys",
+    "marketer": "reads customers (personal fields masked), runs journeys and surveys",
     "viewer": "reads customers and totals, personal fields masked",
 }
 KEY_SCOPES: tuple[str, ...] = ("ingest", "read", "admin")
 
 _EVERYTHING = frozenset(PERMISSIONS)
-_READ = frozenset({"profile.read"})
-_READ_PERSONAL = _READ | {"profile.read_personal"}
+_READ = frozenset({"profile.read", "surveys.read"})
+_READ_PERSONAL = _READ | {"profile.read_personal", "feedback.verbatims"}
 
 # The matrix. Roles by name; API key scopes as ``key:<scope>``.
 MATRIX: dict[str, frozenset[str]] = {
     "admin": _EVERYTHING,
-    "analyst": _READ_PERSONAL,
+    "analyst": _READ_PERSONAL | {"surveys.manage"},
     "agent": _READ_PERSONAL | {"consent.edit"},
-    "marketer": _READ | {"journeys.manage"},
+    "marketer": _READ | {"journeys.manage", "surveys.manage"},
     "viewer": _READ,
     "key:ingest": frozenset({"events.ingest"}),
     "key:read": _READ_PERSONAL,

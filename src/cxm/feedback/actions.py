@@ -1,0 +1,567 @@
+"""Every write of the feedback app: one transaction each, with an audit row.
+
+Surveys, the contact policy, invitations (checked against the policy), responses (which also
+land on the person's timeline as a ``survey`` event through the real ingest path) and themes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from cxm.core import audit, pii
+from cxm.core.audit import Actor
+from cxm.core.clock import now
+from cxm.core.errors import Conflict, InvalidInput, NotFound
+from cxm.feedback import annotate, policy, queries, tasks, tokens
+from cxm.feedback import definition as survey_definition
+from cxm.feedback.models import Contact, ContactPolicy, Invitation, Response, Survey, Theme
+from cxm.identity import queries as identity_queries
+from cxm.identity.models import Identity, Profile
+from cxm.ingest import actions as ingest_actions
+
+logger = logging.getLogger(__name__)
+
+INVITATION_DAYS = 30
+DELIVERY_CHANNELS = ("email", "link", "widget")
+# Consent is asked per contact channel (identity.consent.CHANNELS); a link is sent by email
+# or pasted into a message, so it needs the same consent as an email.
+CONSENT_CHANNEL = {"email": "email", "link": "email", "widget": "in_app"}
+RESPONSE_EVENT = "Survey Answered"
+_SURVEY_FIELDS = ("name", "kind", "status", "definition", "touchpoint", "stage",
+                  "trigger_event", "trigger_delay_minutes", "rules")
+
+
+# -- surveys ---------------------------------------------------------------------------------
+
+
+def _check_survey_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    clean = dict(fields)
+    if "name" in clean:
+        name = str(clean["name"] or "").strip()
+        if not name or len(name) > 120:
+            raise InvalidInput("name: give the survey a name of 1 to 120 characters",
+                               code="invalid_name")
+        clean["name"] = name
+    if "kind" in clean and clean["kind"] not in survey_definition.KINDS:
+        raise InvalidInput(f"kind: must be one of {', '.join(survey_definition.KINDS)}",
+                           code="invalid_kind")
+    if "status" in clean and clean["status"] not in {s for s, _ in Survey.STATUS_CHOICES}:
+        raise InvalidInput("status: must be draft, active or closed", code="invalid_status")
+    if "definition" in clean:
+        try:
+            clean["definition"] = survey_definition.parse(clean["definition"]).model_dump(
+                mode="json", exclude_none=True)
+        except survey_definition.DefinitionError as error:
+            raise InvalidInput(f"definition: {error}", code="invalid_definition") from None
+    if "rules" in clean:
+        try:
+            policy.rules_from(clean["rules"] or {})
+        except ValueError as error:
+            raise InvalidInput(f"rules: {error}", code="invalid_rules") from None
+        clean["rules"] = dict(clean["rules"] or {})
+    for key, limit in (("touchpoint", 60), ("stage", 20), ("trigger_event", 200)):
+        if key in clean:
+            clean[key] = str(clean[key] or "").strip()
+            if len(clean[key]) > limit:
+                raise InvalidInput(f"{key}: at most {limit} characters", code=f"invalid_{key}")
+    if "trigger_delay_minutes" in clean:
+        delay = clean["trigger_delay_minutes"]
+        if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 525600:
+            raise InvalidInput("trigger_delay_minutes: a whole number of minutes up to a year",
+                               code="invalid_delay")
+    return clean
+
+
+def _check_kind_matches(kind: str, definition: Mapping[str, Any]) -> None:
+    if kind == "custom":
+        return
+    parsed = survey_definition.parse(definition)
+    if parsed.score_question(kind) is None:
+        raise InvalidInput(f"definition: a {kind.upper()} survey needs a question of type "
+                           f"{kind!r}", code="invalid_definition")
+
+
+def create_survey(
+    *, name: str, kind: str, definition: Mapping[str, Any], actor: Actor,
+    status: str = "active", touchpoint: str = "", stage: str = "", trigger_event: str = "",
+    trigger_delay_minutes: int = 0, rules: Mapping[str, Any] | None = None,
+) -> Survey:
+    fields = _check_survey_fields({
+        "name": name, "kind": kind, "definition": definition, "status": status,
+        "touchpoint": touchpoint, "stage": stage, "trigger_event": trigger_event,
+        "trigger_delay_minutes": trigger_delay_minutes, "rules": rules or {},
+    })
+    _check_kind_matches(fields["kind"], fields["definition"])
+    slug = slugify(fields["name"])[:100] or "survey"
+    with transaction.atomic():
+        if Survey.objects.filter(name=fields["name"]).exists():
+            raise Conflict(f"a survey named {fields['name']!r} exists already",
+                           code="survey_exists")
+        base, n = slug, 2
+        while Survey.objects.filter(slug=slug).exists():
+            slug, n = f"{base}-{n}", n + 1
+        survey = Survey.objects.create(slug=slug, created_by=actor.label, **fields)
+        transaction.on_commit(tasks.forget_triggers)
+        audit.record(actor, "survey.create", "survey", str(survey.id),
+                     {"kind": survey.kind, "status": survey.status,
+                      "questions": len(fields["definition"]["questions"])})
+    return survey
+
+
+def update_survey(survey_id: uuid.UUID | str, *, actor: Actor, **changes: Any) -> Survey:
+    unknown = sorted(set(changes) - set(_SURVEY_FIELDS))
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: not a survey field", code="invalid_field")
+    fields = _check_survey_fields(changes)
+    with transaction.atomic():
+        survey = Survey.objects.select_for_update().filter(
+            id=queries.survey_by_id(survey_id).id).get()
+        _check_kind_matches(fields.get("kind", survey.kind),
+                            fields.get("definition", survey.definition))
+        if "name" in fields and Survey.objects.filter(name=fields["name"]).exclude(
+                id=survey.id).exists():
+            raise Conflict(f"a survey named {fields['name']!r} exists already",
+                           code="survey_exists")
+        before = {k: getattr(survey, k) for k in fields if getattr(survey, k) != fields[k]}
+        for key, value in fields.items():
+            setattr(survey, key, value)
+        survey.updated_at = now()
+        survey.save()
+        transaction.on_commit(tasks.forget_triggers)
+        # Definitions hold no personal data; record the changed field names and small values.
+        audit.record(actor, "survey.update", "survey", str(survey.id), {
+            "before": {k: (v if k not in {"definition", "rules"} else "…")
+                       for k, v in before.items()},
+            "after": {k: (fields[k] if k not in {"definition", "rules"} else "…")
+                      for k in before},
+        })
+    return survey
+
+
+def set_global_rules(rules: Mapping[str, Any], *, actor: Actor) -> policy.Rules:
+    try:
+        parsed = policy.rules_from(rules)
+    except ValueError as error:
+        raise InvalidInput(str(error), code="invalid_rules") from None
+    with transaction.atomic():
+        row, _ = ContactPolicy.objects.select_for_update().get_or_create(name="global")
+        before = policy.rules_from(row.rules).as_dict()
+        row.rules = parsed.as_dict()
+        row.updated_at = now()
+        row.updated_by = actor.label
+        row.save()
+        audit.record(actor, "contact_policy.update", "contact_policy", "global",
+                     {"before": before, "after": parsed.as_dict()})
+    return parsed
+
+
+# -- invitations -----------------------------------------------------------------------------
+
+
+def _person(profile_id: uuid.UUID) -> Profile:
+    return identity_queries.canonical(profile_id)
+
+
+def invite(
+    *, survey: Survey, profile_id: uuid.UUID, channel: str, actor: Actor,
+    touchpoint: str | None = None, dedupe_key: str | None = None, at: datetime | None = None,
+) -> Invitation:
+    """Ask one person. The contact policy decides first: a refused invitation is kept with
+    status ``suppressed`` and the reason (shown on the profile), and nothing is sent. Email
+    invitations are sent by the worker after commit (``tasks.send_invitation``)."""
+    if channel not in DELIVERY_CHANNELS:
+        raise InvalidInput(f"channel: must be one of {', '.join(DELIVERY_CHANNELS)}",
+                           code="invalid_channel")
+    if survey.status != "active":
+        raise Conflict(f"survey {survey.name!r} is {survey.status}, not active",
+                       code="survey_not_active")
+    when = at or now()
+    touch = survey.touchpoint if touchpoint is None else touchpoint[:60]
+    with transaction.atomic():
+        if dedupe_key:
+            existing = Invitation.objects.filter(dedupe_key=dedupe_key).first()
+            if existing is not None:
+                return existing
+        profile = _person(profile_id)
+        if channel == "email" and not profile.email:
+            raise InvalidInput("this customer has no email address to send the survey to",
+                               code="no_email")
+        ids = identity_queries.subject_of(profile).profile_ids
+        # Serialise invitations to the same person so two concurrent triggers cannot both
+        # pass the policy (select_for_update on the profile row: both databases).
+        Profile.objects.select_for_update().filter(id=profile.id).exists()
+        decision = policy.decide(
+            queries.rules_for(survey), queries.contact_history(ids), at=when,
+            channel=CONSENT_CHANNEL[channel], consent=profile.consent,
+            survey_id=str(survey.id), touchpoint=touch)
+        invitation = Invitation.objects.create(
+            survey=survey, profile_id=profile.id, channel=channel, touchpoint=touch,
+            nonce=tokens.new_nonce(), dedupe_key=dedupe_key, created_at=when,
+            expires_at=when + timedelta(days=INVITATION_DAYS),
+            status="pending" if decision.allowed else "suppressed",
+            reason="" if decision.allowed else decision.reason[:300],
+        )
+        if decision.allowed:
+            Contact.objects.create(profile_id=profile.id, at=when, kind="survey",
+                                   channel=channel, touchpoint=touch, survey=survey)
+            if channel == "email":
+                transaction.on_commit(lambda: _enqueue_send(invitation.id))
+            else:  # a link or the widget is delivered as it is created
+                invitation.status, invitation.sent_at = "sent", when
+                invitation.save(update_fields=["status", "sent_at"])
+        audit.record(actor, "survey.invite", "invitation", str(invitation.id), {
+            "survey": str(survey.id), "profile": str(profile.id), "channel": channel,
+            "status": invitation.status, "rule": decision.rule})
+    return invitation
+
+
+def _enqueue_send(invitation_id: int) -> None:
+    tasks.send_invitation(invitation_id)
+
+
+def survey_url(invitation: Invitation) -> str:
+    return f"{settings.CXM.base_url.rstrip('/')}/s/{tokens.token_for(invitation.nonce)}/"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: str  # sent, skipped, failed
+    detail: str = ""
+
+
+def send_invitation(invitation_id: int) -> Delivery:
+    """Send one email invitation over SMTP. The row is locked while sending and marked sent
+    in the same transaction, so a retry after success finds it sent and sends nothing; a
+    crash between the SMTP hand-off and the commit can repeat one email (at-least-once: an
+    email that never leaves is worse than a rare double)."""
+    from django.core.mail import EmailMultiAlternatives
+
+    with transaction.atomic():
+        invitation = (Invitation.objects.select_for_update().select_related("survey")
+                      .filter(id=invitation_id).first())
+        if invitation is None or invitation.status != "pending":
+            return Delivery("skipped", "not pending")
+        profile = _person(invitation.profile_id)
+        address = pii.reveal(profile.email) if profile.email else ""
+        if not address:
+            invitation.status, invitation.reason = "failed", "no email address"
+            invitation.save(update_fields=["status", "reason"])
+            return Delivery("failed", "no email address")
+        survey = invitation.survey
+        parsed = survey_definition.parse(survey.definition)
+        language = survey_definition.pick_language(parsed, _languages_of(profile))
+        local = survey_definition.localize(parsed, language, survey.name)
+        url = survey_url(invitation)
+        first = local.questions[0].text
+        text = (f"{local.title or survey.name}\n\n{first}\n\nAnswer here (it takes a minute, "
+                f"no login): {url}\n\nThis link is personal and works once.\n")
+        message = EmailMultiAlternatives(
+            subject=local.title or survey.name, body=text,
+            from_email=settings.DEFAULT_FROM_EMAIL, to=[address],
+            headers={"X-Cxm-Invitation": str(invitation.id)})
+        invitation.attempts += 1
+        try:
+            message.send(fail_silently=False)
+        except Exception as error:
+            logger.warning("survey invitation %s not sent: %s", invitation.id,
+                           type(error).__name__)
+            invitation.reason = f"SMTP: {type(error).__name__}"[:300]
+            if invitation.attempts >= 5:
+                invitation.status = "failed"
+            invitation.save(update_fields=["attempts", "reason", "status"])
+            return Delivery("failed", invitation.reason)
+        invitation.status, invitation.sent_at, invitation.reason = "sent", now(), ""
+        invitation.save(update_fields=["status", "sent_at", "attempts", "reason"])
+        audit.record(Actor.system(), "survey.invitation_sent", "invitation", str(invitation.id),
+                     {"channel": "email", "attempts": invitation.attempts})
+    return Delivery("sent")
+
+
+def _languages_of(profile: Profile) -> list[str]:
+    wanted = []
+    for key in ("language", "locale"):
+        entry = profile.traits.get(key)
+        if isinstance(entry, dict) and isinstance(entry.get("value"), str):
+            wanted.append(entry["value"])
+    return wanted
+
+
+def invite_after_event(survey_id: uuid.UUID, profile_id: uuid.UUID, message_id: str) -> None:
+    """The automatic delivery: idempotent on the triggering event's messageId."""
+    survey = Survey.objects.filter(id=survey_id).first()
+    if survey is None or survey.status != "active":
+        return
+    try:
+        invite(survey=survey, profile_id=profile_id, channel="email",
+               actor=Actor("trigger"), dedupe_key=f"event:{message_id}:{survey.id}"[:300])
+    except (InvalidInput, NotFound) as error:
+        logger.info("no automatic survey for event: %s", error.code)
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+def _identifier_fields(profile: Profile) -> dict[str, Any]:
+    """How a message names this person: one of their identifiers, strongest first."""
+    order = {"userId": 0, "email": 1, "phone": 2, "anonymousId": 4}
+    rows = list(Identity.objects.filter(profile=profile).only("kind", "protected_value"))
+    rows.sort(key=lambda i: order.get(i.kind, 3))
+    for identity in rows:
+        value = pii.reveal(identity.protected_value) if identity.protected_value else ""
+        if not value:
+            continue
+        if identity.kind in {"userId", "anonymousId"}:
+            return {identity.kind: value}
+        if identity.kind in {"email", "phone"}:
+            return {"context": {"traits": {identity.kind: value}}}
+        if identity.kind.startswith("ext:"):
+            return {"context": {"externalIds": [{"type": identity.kind[4:], "id": value}]}}
+    raise NotFound("this customer has no identifier left to record the answer under",
+                   code="no_identifier")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Answers to store. ``person`` are message fields naming the person when there is no
+    profile yet (imports: ``{"context": {"traits": {"email": …}}}``)."""
+
+    survey: Survey
+    answers: Mapping[str, Any]
+    channel: str
+    language: str = ""
+    profile_id: uuid.UUID | None = None
+    person: Mapping[str, Any] | None = None
+    invitation: Invitation | None = None
+    client_key: str | None = None
+    submitted_at: datetime | None = None
+    touchpoint: str | None = None
+
+
+def submit(submission: Submission, *, actor: Actor) -> Response:
+    """Store one response once. Refused (nothing stored) when the answers do not fit the
+    survey; :class:`Conflict` ``already_answered`` when its link or client key was used."""
+    survey = submission.survey
+    try:
+        parsed = survey_definition.parse(survey.definition)
+        answers = survey_definition.clean_answers(parsed, submission.answers)
+    except survey_definition.DefinitionError as error:
+        raise InvalidInput(str(error), code="invalid_answer") from None
+    when = submission.submitted_at or now()
+    invitation = submission.invitation
+    profile_id = submission.profile_id or (invitation.profile_id if invitation else None)
+    profile = _person(profile_id) if profile_id else None
+    person = dict(submission.person or {}) if profile is None else _identifier_fields(profile)
+    if not person and submission.channel != "import":
+        raise InvalidInput("a response needs the person who gave it (an email, a user id or a "
+                           "profile)", code="no_person")
+    response = Response(survey=survey, client_key=submission.client_key, submitted_at=when,
+                        channel=submission.channel[:10], kind=survey.kind,
+                        language=(submission.language or parsed.language)[:12])
+    score_question = parsed.score_question(survey.kind) if survey.kind != "custom" else next(
+        (q for q in parsed.questions if q.type in survey_definition.SCORE_TYPES), None)
+    score = answers.get(score_question.id) if score_question else None
+    if score_question is not None:
+        response.kind = score_question.type
+    text_ids = {q.id for q in parsed.questions if q.type == "text"}
+    texts = [answers[q.id] for q in parsed.questions if q.id in text_ids and q.id in answers]
+    comment = texts[0] if texts else ""
+    found = annotate.annotate(comment) if comment else None
+    # The answer goes on the person's timeline through the real ingest path (identity
+    # resolution included), validated before the transaction like any other message.
+    source = f"survey:{survey.slug}"[:40]
+    received = now()
+    # An imported answer may be anonymous: it counts in the metrics but has no timeline.
+    events = [_timeline_event(survey, response.id, when, score, response.kind, person,
+                              submission.channel)] if person else []
+    messages, rejected = ingest_actions.validate_messages(events, received_at=received)
+    if rejected:
+        raise InvalidInput(f"the person could not be recorded: {rejected[0].message}",
+                           code="invalid_person")
+    # All audit rows (ours and ingest's) are written as the block ends: the audit lock is
+    # taken last (see core.audit).
+    with transaction.atomic(), audit.collect():
+        if invitation is not None:
+            invitation = Invitation.objects.select_for_update().get(id=invitation.id)
+            if invitation.status == "answered" or Response.objects.filter(
+                    invitation=invitation).exists():
+                raise Conflict("this survey was already answered with this link; thank you",
+                               code="already_answered")
+            if invitation.status == "suppressed":
+                raise Conflict("this survey link is not active", code="invalid_link")
+            if invitation.expires_at < when:
+                raise Conflict("this survey link has expired", code="link_expired")
+        if submission.client_key and Response.objects.filter(
+                client_key=submission.client_key).exists():
+            raise Conflict("this answer was received already", code="already_answered")
+        if messages:
+            result = ingest_actions.store_messages(messages, actor=actor, source=source)
+            ingest_actions.record_outcomes(source, received.date(), result)
+        if profile is None and messages:
+            stored = _profile_of_message(messages[0].message_id)
+            profile = _person(stored) if stored else None
+        response.invitation = invitation
+        response.profile_id = profile.id if profile else None
+        response.score = float(score) if score is not None else None
+        response.answers = {k: (pii.protect(v) if k in text_ids else v)
+                            for k, v in answers.items()}
+        if comment and found is not None:
+            response.comment = pii.protect(comment)
+            response.sentiment, response.sentiment_score = found.sentiment, found.score
+            response.emotion = found.emotion
+        response.dims = {
+            "touchpoint": (submission.touchpoint if submission.touchpoint is not None else
+                           (invitation.touchpoint if invitation else survey.touchpoint)),
+            "stage": survey.stage,
+            "segment": queries.segment_of(profile) if profile else "",
+        }
+        try:
+            with transaction.atomic():
+                response.save(force_insert=True)
+        except IntegrityError:  # the same link or client key, submitted concurrently
+            raise Conflict("this answer was received already", code="already_answered") \
+                from None
+        if comment:
+            matched = annotate.matching_themes(comment, list(
+                Theme.objects.filter(merged_into__isnull=True)))
+            if matched:
+                response.themes.set(matched)
+        if invitation is not None:
+            invitation.status, invitation.answered_at = "answered", when
+            invitation.save(update_fields=["status", "answered_at"])
+        audit.record(actor, "survey.response", "response", str(response.id), {
+            "survey": str(survey.id), "profile": str(response.profile_id or ""),
+            "channel": response.channel, "questions": sorted(answers)})
+    return response
+
+
+def _timeline_event(
+    survey: Survey, response_id: uuid.UUID, when: datetime, score: Any, kind: str,
+    person: Mapping[str, Any], channel: str,
+) -> dict[str, Any]:
+    context = dict(person.get("context") or {})
+    context["channel"] = "survey"
+    event: dict[str, Any] = {
+        "type": "track", "event": RESPONSE_EVENT, "messageId": f"cxm-response-{response_id}",
+        "timestamp": when.isoformat(),
+        "properties": {"survey": survey.name, "survey_id": str(survey.id), "kind": kind,
+                       "score": score, "response_id": str(response_id), "delivery": channel},
+        "context": context,
+    }
+    for key in ("userId", "anonymousId"):
+        if key in person:
+            event[key] = person[key]
+    return event
+
+
+def _profile_of_message(message_id: str) -> uuid.UUID | None:
+    from cxm.ingest.models import Event
+
+    return Event.objects.filter(message_id=message_id).values_list(
+        "profile_id", flat=True).first()
+
+
+def answer_invitation(
+    token: str, answers: Mapping[str, Any], *, language: str = "", ip: str | None = None,
+) -> Response:
+    invitation = queries.invitation_by_token(token)
+    actor = Actor(f"respondent:invitation:{invitation.id}", ip=ip)
+    channel = "email" if invitation.channel == "email" else invitation.channel
+    return submit(Submission(survey=invitation.survey, answers=answers, channel=channel,
+                             language=language, invitation=invitation), actor=actor)
+
+
+# -- themes ----------------------------------------------------------------------------------
+
+
+def discover_themes(*, actor: Actor, max_themes: int = 12) -> list[Theme]:
+    """Find themes in every stored comment; analyst-edited themes are kept, the others are
+    replaced by what the data says now; then every comment is re-assigned."""
+    responses = list(Response.objects.exclude(comment="").only("id", "comment"))
+    texts = [pii.reveal(r.comment) for r in responses]
+    found = annotate.discover(texts, max_themes=max_themes)
+    with transaction.atomic():
+        stale = Theme.objects.filter(edited=False, merged_into__isnull=True)
+        removed = stale.count()
+        Theme.objects.filter(merged_into__in=stale).update(merged_into=None)
+        stale.delete()
+        kept = {t.name.lower() for t in Theme.objects.filter(merged_into__isnull=True)}
+        created = [Theme.objects.create(name=name, keywords=keywords)
+                   for name, keywords in found if name.lower() not in kept]
+        _reassign(responses, texts)
+        audit.record(actor, "theme.discover", "theme", "*",
+                     {"created": len(created), "replaced": removed, "comments": len(texts)})
+    return created
+
+
+def _reassign(responses: Sequence[Response] | None = None,
+              texts: Sequence[str] | None = None) -> int:
+    if responses is None:
+        responses = list(Response.objects.exclude(comment="").only("id", "comment"))
+        texts = [pii.reveal(r.comment) for r in responses]
+    themes = list(Theme.objects.filter(merged_into__isnull=True))
+    through = Response.themes.through
+    through.objects.filter(response_id__in=[r.id for r in responses]).delete()
+    links = []
+    for response, text in zip(responses, texts or [], strict=True):
+        for theme in annotate.matching_themes(text, themes):
+            links.append(through(response_id=response.id, theme_id=theme.id))
+    through.objects.bulk_create(links, batch_size=2000)
+    return len(links)
+
+
+def _theme(theme_id: int) -> Theme:
+    theme = Theme.objects.select_for_update().filter(id=theme_id, merged_into__isnull=True).first()
+    if theme is None:
+        raise NotFound(f"no theme {theme_id}", code="theme_not_found")
+    return theme
+
+
+def edit_theme(theme_id: int, *, actor: Actor, name: str | None = None,
+               keywords: Sequence[str] | Mapping[str, float] | None = None) -> Theme:
+    with transaction.atomic():
+        theme = _theme(theme_id)
+        before = {"name": theme.name, "keywords": sorted(theme.keywords)}
+        if name is not None:
+            clean = survey_definition.clean_text(name, "name")
+            if not clean or len(clean) > 120:
+                raise InvalidInput("name: 1 to 120 characters", code="invalid_name")
+            theme.name = clean
+        if keywords is not None:
+            theme.keywords = annotate.keyword_weights(keywords, theme.keywords)
+            if not theme.keywords:
+                raise InvalidInput("keywords: give at least one word", code="invalid_keywords")
+        theme.edited, theme.updated_at = True, now()
+        theme.save()
+        if keywords is not None:
+            _reassign()
+        audit.record(actor, "theme.edit", "theme", str(theme.id), {
+            "before": before, "after": {"name": theme.name, "keywords": sorted(theme.keywords)}})
+    return theme
+
+
+def merge_themes(source_id: int, target_id: int, *, actor: Actor) -> Theme:
+    """Fold ``source`` into ``target``: its key words join the target's, its answers follow."""
+    if source_id == target_id:
+        raise InvalidInput("choose two different themes to merge", code="same_theme")
+    with transaction.atomic():
+        source, target = _theme(source_id), _theme(target_id)
+        merged = dict(source.keywords)
+        for word, weight in target.keywords.items():
+            merged[word] = max(weight, merged.get(word, 0.0))
+        target.keywords, target.edited, target.updated_at = merged, True, now()
+        target.save()
+        source.merged_into, source.updated_at = target, now()
+        source.save()
+        _reassign()
+        audit.record(actor, "theme.merge", "theme", str(target.id),
+                     {"merged": str(source.id), "keywords": len(merged)})
+    return target

@@ -1,0 +1,74 @@
+"""The feedback app's part in export, erasure and key rotation (registered in apps.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from cxm.core import pii
+from cxm.core.registry import PersonalDataStore, Subject
+from cxm.feedback.models import Contact, Invitation, Response
+
+
+def export(subject: Subject) -> dict[str, Any]:
+    ids = list(subject.profile_ids)
+    responses = []
+    for response in Response.objects.filter(profile_id__in=ids).select_related("survey") \
+            .order_by("submitted_at"):
+        responses.append({
+            "id": str(response.id), "survey": response.survey.name,
+            "submitted_at": response.submitted_at.isoformat(), "channel": response.channel,
+            "score": response.score, "language": response.language,
+            "answers": {k: pii.reveal_any(v) for k, v in response.answers.items()},
+            "sentiment": response.sentiment, "emotion": response.emotion,
+        })
+    invitations = [
+        {"survey": i.survey.name, "channel": i.channel, "status": i.status,
+         "created_at": i.created_at.isoformat(), "reason": i.reason}
+        for i in Invitation.objects.filter(profile_id__in=ids).select_related("survey")
+        .order_by("created_at")
+    ]
+    contacts = [
+        {"at": c.at.isoformat(), "kind": c.kind, "channel": c.channel,
+         "touchpoint": c.touchpoint}
+        for c in Contact.objects.filter(profile_id__in=ids).order_by("at")
+    ]
+    return {"survey_responses": responses, "survey_invitations": invitations,
+            "contacts": contacts}
+
+
+def erase(subject: Subject) -> dict[str, int]:
+    ids = list(subject.profile_ids)
+    return {
+        "survey_responses": Response.objects.filter(profile_id__in=ids).delete()[0],
+        "survey_invitations": Invitation.objects.filter(profile_id__in=ids).delete()[0],
+        "contacts": Contact.objects.filter(profile_id__in=ids).delete()[0],
+    }
+
+
+def reencrypt(rewrite: Callable[[Any], Any], batch_size: int) -> int:
+    changed = 0
+    last = None
+    while True:
+        with transaction.atomic():
+            query = Response.objects.order_by("id").only("id", "comment", "answers")
+            if last is not None:
+                query = query.filter(id__gt=last)
+            batch = list(query.select_for_update()[:batch_size])
+            if not batch:
+                break
+            last = batch[-1].id
+            for response in batch:
+                comment, answers = rewrite(response.comment), rewrite(response.answers)
+                if comment != response.comment or answers != response.answers:
+                    Response.objects.filter(id=response.id).update(comment=comment,
+                                                                   answers=answers)
+                    changed += 1
+    return changed
+
+
+# Erased before the identity store (order 100): responses point at profiles.
+STORE = PersonalDataStore(name="feedback", export=export, erase=erase, reencrypt=reencrypt,
+                          order=200)

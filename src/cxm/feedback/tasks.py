@@ -1,0 +1,78 @@
+"""Background work of the feedback app: sending email invitations, and inviting people after
+the events a survey is triggered by. Both are idempotent, so huey may retry them."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+from huey.contrib.djhuey import db_task
+
+from cxm.feedback.models import Survey
+
+logger = logging.getLogger(__name__)
+
+
+@db_task(retries=4, retry_delay=60, name="cxm.feedback.send_invitation")
+def send_invitation(invitation_id: int) -> str:
+    from cxm.feedback import actions
+
+    delivery = actions.send_invitation(invitation_id)
+    if delivery.status == "failed" and delivery.detail.startswith("SMTP"):
+        # Raising makes huey retry later; the row stays pending until it is sent.
+        raise RuntimeError(f"invitation {invitation_id} not sent yet: {delivery.detail}")
+    return delivery.status
+
+
+@db_task(retries=2, retry_delay=30, name="cxm.feedback.invite_after_event")
+def invite_after_event(survey_id: str, profile_id: str, message_id: str) -> None:
+    from cxm.feedback import actions
+
+    actions.invite_after_event(uuid.UUID(survey_id), uuid.UUID(profile_id), message_id)
+
+
+_TRIGGER_TTL = 15.0  # seconds a process keeps its list of triggered surveys
+_triggers: tuple[float, dict[str, list[Survey]]] = (0.0, {})
+
+
+def forget_triggers() -> None:
+    """Called when a survey changes, so this process sees new triggers at once (others
+    within ``_TRIGGER_TTL`` seconds)."""
+    global _triggers
+    _triggers = (0.0, {})
+
+
+def _active_triggers() -> dict[str, list[Survey]]:
+    global _triggers
+    loaded_at, triggers = _triggers
+    if time.monotonic() - loaded_at < _TRIGGER_TTL:
+        return triggers
+    triggers = {}
+    for survey in Survey.objects.filter(status="active").exclude(trigger_event=""):
+        triggers.setdefault(survey.trigger_event, []).append(survey)
+    _triggers = (time.monotonic(), triggers)
+    return triggers
+
+
+def on_events_stored(event_ids: Sequence[int]) -> None:
+    """Ingest's after-commit hook: schedule invitations for surveys triggered by these events.
+    Costs nothing per batch when no survey has a trigger (the list is cached briefly)."""
+    from cxm.ingest.models import Event
+
+    triggers = _active_triggers()
+    if not triggers or not event_ids:
+        return
+    rows = Event.objects.filter(id__in=list(event_ids), type="track",
+                                name__in=list(triggers), profile_id__isnull=False) \
+        .values_list("name", "profile_id", "message_id")
+    for name, profile_id, message_id in rows:
+        for survey in triggers.get(name, []):
+            args = (str(survey.id), str(profile_id), message_id)
+            if survey.trigger_delay_minutes:
+                delay = timedelta(minutes=survey.trigger_delay_minutes)
+                invite_after_event.schedule(args, delay=int(delay.total_seconds()))
+            else:
+                invite_after_event(*args)
