@@ -36,7 +36,7 @@ def test_create_survey_validates_and_audits(nps_survey: Survey) -> None:
     with pytest.raises(InvalidInput, match="a CSAT survey needs a question of type 'csat'"):
         actions.create_survey(name="Other", kind="csat", definition=NPS_DEFINITION,
                               actor=ANALYST)
-    with pytest.raises(InvalidInput, match="definition: questions: .*at least 1"):
+    with pytest.raises(InvalidInput, match=r"definition: questions: .*at least 1"):
         actions.create_survey(name="Empty", kind="custom", definition={"questions": []},
                               actor=ANALYST)
     with pytest.raises(InvalidInput, match="rules: unknown contact rule"):

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from cxm.accounts import actions as account_actions
 from cxm.accounts.models import ApiKey
 from cxm.core.audit import Actor
+from cxm.demo import surveys as demo_surveys
 from cxm.demo.generator import DemoConfig, generate
 from cxm.ingest import actions as ingest_actions
 from cxm.ingest.models import Event
@@ -54,5 +55,8 @@ def load(*, customers: int, seed: int, console: Console, quiet: bool = False) ->
             totals["duplicates"] += result.duplicates
             totals["rejected"] += len(result.rejected)
             progress.advance(task, len(chunk))
-    return {"customers": customers, "seed": seed, **totals, "reloaded": already,
+    if not quiet:
+        console.print("recording survey answers and discovering their themes")
+    surveys = demo_surveys.load(actor)
+    return {"customers": customers, "seed": seed, **totals, **surveys, "reloaded": already,
             "username": DEMO_USER, "password": password}

@@ -565,3 +565,92 @@ def merge_themes(source_id: int, target_id: int, *, actor: Actor) -> Theme:
         audit.record(actor, "theme.merge", "theme", str(target.id),
                      {"merged": str(source.id), "keywords": len(merged)})
     return target
+
+
+# -- answers from other survey tools ---------------------------------------------------------
+
+EXTERNAL_EVENT = "Survey Responded"
+
+
+@dataclass(frozen=True)
+class EventAnswers:
+    recorded: int
+    skipped: int  # no survey of that name, or answers that do not fit it
+
+
+def record_event_answers(event_ids: Sequence[int], *, actor: Actor) -> EventAnswers:
+    """Answers that another survey tool sent through ingest as ``Survey Responded`` track
+    events (properties ``survey_name``, ``score``, optional ``comment``) become responses of
+    the survey with that name. The event already is the timeline entry, so none is added.
+    Idempotent: each event is recorded once (``client_key`` ``event:<messageId>``)."""
+    from cxm.ingest.models import Event
+
+    events = list(Event.objects.filter(id__in=list(event_ids), type="track",
+                                       name=EXTERNAL_EVENT, profile_id__isnull=False))
+    if not events:
+        return EventAnswers(0, 0)
+    surveys = {s.name: s for s in Survey.objects.all()}
+    parsed = {name: survey_definition.parse(s.definition) for name, s in surveys.items()}
+    keys = [f"event:{e.message_id}"[:200] for e in events]
+    seen = set(Response.objects.filter(client_key__in=keys).values_list("client_key",
+                                                                       flat=True))
+    profiles = {p.id: p for p in Profile.objects.filter(
+        id__in={e.profile_id for e in events}).only("id", "traits")}
+    responses: list[Response] = []
+    comments: list[str] = []
+    skipped = 0
+    for event, key in zip(events, keys, strict=True):
+        if key in seen:
+            continue
+        properties = pii.reveal_payload(event.payload).get("properties") or {}
+        survey = surveys.get(str(properties.get("survey_name", "")))
+        if survey is None:
+            skipped += 1
+            continue
+        definition = parsed[survey.name]
+        score_question = definition.score_question(survey.kind)
+        text_question = next((q for q in definition.questions if q.type == "text"), None)
+        raw: dict[str, Any] = {}
+        if score_question is not None:
+            raw[score_question.id] = properties.get("score")
+        comment = properties.get("comment")
+        if text_question is not None and isinstance(comment, str):
+            raw[text_question.id] = comment
+        try:
+            answers = survey_definition.clean_answers(definition, raw)
+        except survey_definition.DefinitionError:
+            skipped += 1
+            continue
+        text = answers.get(text_question.id, "") if text_question else ""
+        found = annotate.annotate(text) if text else None
+        profile = profiles.get(event.profile_id)  # type: ignore[arg-type]
+        channel = properties.get("channel")
+        responses.append(Response(
+            survey=survey, client_key=key, profile_id=event.profile_id,
+            submitted_at=event.timestamp,
+            channel=channel[:10] if isinstance(channel, str) and channel else "email",
+            kind=survey.kind, language=definition.language,
+            score=float(answers[score_question.id]) if score_question else None,
+            answers={k: (pii.protect(v) if text_question and k == text_question.id else v)
+                     for k, v in answers.items()},
+            comment=pii.protect(text) if text else "",
+            sentiment=found.sentiment if found else "",
+            sentiment_score=found.score if found else None,
+            emotion=found.emotion if found else "",
+            dims={"touchpoint": survey.touchpoint, "stage": survey.stage,
+                  "segment": queries.segment_of(profile) if profile else ""}))
+        comments.append(text)
+    with transaction.atomic(), audit.collect():
+        created = Response.objects.bulk_create(responses, batch_size=1000,
+                                               ignore_conflicts=True)
+        themes = list(Theme.objects.filter(merged_into__isnull=True))
+        if themes:
+            through = Response.themes.through
+            through.objects.bulk_create([
+                through(response_id=response.id, theme_id=theme.id)
+                for response, text in zip(responses, comments, strict=True) if text
+                for theme in annotate.matching_themes(text, themes)], ignore_conflicts=True)
+        if created:
+            audit.record(actor, "survey.responses_from_events", "survey", "*",
+                         {"recorded": len(created), "skipped": skipped})
+    return EventAnswers(len(created), skipped)

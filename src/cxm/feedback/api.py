@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from cxm.accounts.api_auth import actor_of, needs
 from cxm.core import audit
@@ -85,9 +85,9 @@ def list_surveys(request: HttpRequest) -> list[dict[str, Any]]:
 
 @router.post("/surveys", response={201: SurveyOut, **ERRORS}, auth=MANAGE,
              summary="Create a survey")
-def create_survey(request: HttpRequest, body: SurveyIn) -> tuple[int, dict[str, Any]]:
+def create_survey(request: HttpRequest, body: SurveyIn) -> Status:
     survey = actions.create_survey(actor=actor_of(request), **body.dict())
-    return 201, survey_out(survey)
+    return Status(201, survey_out(survey))
 
 
 @router.get("/surveys/{survey_id}", response={200: SurveyOut, **ERRORS}, auth=READ,
@@ -108,12 +108,12 @@ def patch_survey(request: HttpRequest, survey_id: str, body: SurveyPatch) -> dic
 @router.post("/surveys/{survey_id}/invitations", response={201: InvitationOut, **ERRORS},
              auth=MANAGE, summary="Invite one customer (the contact policy decides first)")
 def invite(request: HttpRequest, survey_id: str, body: InvitationIn
-           ) -> tuple[int, dict[str, Any]]:
+           ) -> Status:
     survey = queries.survey_by_id(survey_id)
     profile_id = identity_queries.parse_profile_id(body.profile_id)
     invitation = actions.invite(survey=survey, profile_id=profile_id, channel=body.channel,
                                 touchpoint=body.touchpoint, actor=actor_of(request))
-    return 201, invitation_out(invitation)
+    return Status(201, invitation_out(invitation))
 
 
 def _person_of(body: ResponseIn) -> tuple[uuid.UUID | None, dict[str, Any] | None]:
@@ -129,14 +129,14 @@ def _person_of(body: ResponseIn) -> tuple[uuid.UUID | None, dict[str, Any] | Non
 @router.post("/surveys/{survey_id}/responses", response={201: ResponseOut, **ERRORS},
              auth=MANAGE, summary="Record an answer collected elsewhere")
 def add_response(request: HttpRequest, survey_id: str, body: ResponseIn
-                 ) -> tuple[int, dict[str, Any]]:
+                 ) -> Status:
     survey = queries.survey_by_id(survey_id)
     profile_id, person = _person_of(body)
     response = actions.submit(actions.Submission(
         survey=survey, answers=body.answers, channel="api", language=body.language,
         profile_id=profile_id, person=person, client_key=body.client_key,
         submitted_at=body.submitted_at, touchpoint=body.touchpoint), actor=actor_of(request))
-    return 201, response_out(response, queries.canonical_theme_names())
+    return Status(201, response_out(response, queries.canonical_theme_names()))
 
 
 @router.get("/surveys/{survey_id}/responses", response={200: list[ResponseOut], **ERRORS},

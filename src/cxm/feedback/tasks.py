@@ -34,41 +34,57 @@ def invite_after_event(survey_id: str, profile_id: str, message_id: str) -> None
     actions.invite_after_event(uuid.UUID(survey_id), uuid.UUID(profile_id), message_id)
 
 
+@db_task(retries=2, retry_delay=30, name="cxm.feedback.record_event_answers")
+def record_event_answers(event_ids: list[int]) -> int:
+    from cxm.core.audit import Actor
+    from cxm.feedback import actions
+
+    return actions.record_event_answers(event_ids, actor=Actor("survey-events")).recorded
+
+
 _TRIGGER_TTL = 15.0  # seconds a process keeps its list of triggered surveys
-_triggers: tuple[float, dict[str, list[Survey]]] = (0.0, {})
+_triggers: tuple[float, bool, dict[str, list[Survey]]] = (0.0, False, {})
 
 
 def forget_triggers() -> None:
     """Called when a survey changes, so this process sees new triggers at once (others
     within ``_TRIGGER_TTL`` seconds)."""
     global _triggers
-    _triggers = (0.0, {})
+    _triggers = (0.0, False, {})
 
 
-def _active_triggers() -> dict[str, list[Survey]]:
+def _active_triggers() -> tuple[bool, dict[str, list[Survey]]]:
+    """(whether any survey exists, active surveys by their trigger event)."""
     global _triggers
-    loaded_at, triggers = _triggers
+    loaded_at, any_survey, triggers = _triggers
     if time.monotonic() - loaded_at < _TRIGGER_TTL:
-        return triggers
+        return any_survey, triggers
     triggers = {}
     for survey in Survey.objects.filter(status="active").exclude(trigger_event=""):
         triggers.setdefault(survey.trigger_event, []).append(survey)
-    _triggers = (time.monotonic(), triggers)
-    return triggers
+    any_survey = Survey.objects.exists()
+    _triggers = (time.monotonic(), any_survey, triggers)
+    return any_survey, triggers
 
 
 def on_events_stored(event_ids: Sequence[int]) -> None:
-    """Ingest's after-commit hook: schedule invitations for surveys triggered by these events.
-    Costs nothing per batch when no survey has a trigger (the list is cached briefly)."""
+    """Ingest's after-commit hook: schedule invitations for surveys triggered by these events,
+    and record answers other survey tools sent as events. Costs nothing per batch until a
+    survey exists (the list is cached briefly), then one query by primary key."""
+    from cxm.feedback.actions import EXTERNAL_EVENT
     from cxm.ingest.models import Event
 
-    triggers = _active_triggers()
-    if not triggers or not event_ids:
+    any_survey, triggers = _active_triggers()
+    if not any_survey or not event_ids:
         return
     rows = Event.objects.filter(id__in=list(event_ids), type="track",
-                                name__in=list(triggers), profile_id__isnull=False) \
-        .values_list("name", "profile_id", "message_id")
-    for name, profile_id, message_id in rows:
+                                name__in=[*triggers, EXTERNAL_EVENT],
+                                profile_id__isnull=False) \
+        .values_list("id", "name", "profile_id", "message_id")
+    answers = []
+    for event_id, name, profile_id, message_id in rows:
+        if name == EXTERNAL_EVENT:
+            answers.append(event_id)
         for survey in triggers.get(name, []):
             args = (str(survey.id), str(profile_id), message_id)
             if survey.trigger_delay_minutes:
@@ -76,3 +92,5 @@ def on_events_stored(event_ids: Sequence[int]) -> None:
                 invite_after_event.schedule(args, delay=int(delay.total_seconds()))
             else:
                 invite_after_event(*args)
+    if answers:
+        record_event_answers(answers)
