@@ -1,0 +1,96 @@
+"""Sentiment: held-out quality against VADER and throughput on one core, in one run.
+
+    .venv/bin/python bench/sentiment.py [--data DIR] [--rounds 5] [--json]
+
+Prints the machine, the evaluation table (ours vs VADER on an unseen review domain + an unseen
+intent corpus, three rotations; see ``cxm.text.evaluate``) and texts/s of the shipped model and
+of VADER on the same texts, each the median of ``--rounds`` timed passes with BLAS/OpenMP pinned
+to one thread (and the process pinned to one CPU where the OS allows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+# One thread for numpy's BLAS before numpy is imported (threadpoolctl below as well).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info  # noqa: E402
+
+
+def _throughput(classify: Callable[[str], Any], texts: Sequence[str], rounds: int) -> float:
+    for text in texts[:200]:  # warm-up: caches, lazy loading
+        classify(text)
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for text in texts:
+            classify(text)
+        rates.append(len(texts) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main() -> int:
+    from threadpoolctl import threadpool_limits
+
+    from cxm.text import evaluate, sentiment, train
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=train.default_data_dir())
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        print(f"data directory not found: {args.data}", file=sys.stderr)
+        return 2
+
+    with contextlib.suppress(AttributeError, OSError):  # Linux only
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    machine = machine_info(None)
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
+          f"{machine['os']}, load {machine['loadavg_at_start']}, commit {machine['git_commit']}, "
+          f"src {machine['src_digest']}")
+
+    with threadpool_limits(limits=1):
+        started = time.perf_counter()
+        report = evaluate.run_evaluation(args.data)
+        evaluation_seconds = time.perf_counter() - started
+        print(f"\nheld-out evaluation ({evaluation_seconds:.1f} s, training included):\n")
+        print("\n".join(evaluate.markdown_table(report)))
+
+        corpora = train.load_corpora(args.data)
+        texts = [e.text for e in train.test_set(corpora, train.REVIEW_DOMAINS
+                                                + train.INTENT_DOMAINS)]
+        model = sentiment.load_model()
+        vader = evaluate.vader_labeller()
+        ours_rate = _throughput(model.classify, texts, args.rounds)
+        vader_rate = _throughput(vader, texts, args.rounds)
+    model_kb = sentiment.MODEL_PATH.stat().st_size / 1024
+    print(f"\nthroughput on one core, {len(texts):,} texts (all held-out test texts), median of "
+          f"{args.rounds} rounds:")
+    print(f"| system | texts/s |\n|---|---|\n| ours (numpy, {model_kb:,.0f} KB model) | "
+          f"{ours_rate:,.0f} |\n| VADER 3.3.2 | {vader_rate:,.0f} |")
+    target = "met" if ours_rate >= 1000 else "MISSED"
+    print(f"target ≥ 1,000 texts/s on one core: {target}")
+    if args.json:
+        print(json.dumps({"machine": machine, "evaluation": report.as_dict(),
+                          "texts_per_second": {"ours": round(ours_rate),
+                                               "vader": round(vader_rate)},
+                          "texts": len(texts), "rounds": args.rounds}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

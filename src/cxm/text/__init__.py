@@ -1,0 +1,1 @@
+"""Offline text analytics: sentiment, emotion and themes (pure functions + shipped model files)."""

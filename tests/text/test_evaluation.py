@@ -1,0 +1,59 @@
+"""Re-run the held-out evaluation (unseen review domain + unseen intent corpus) against VADER.
+
+Skips when the shared data directory is absent ($CXM_SHARED_DATA, default ../shared/data).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cxm.text import evaluate
+
+DATA = Path(os.environ.get(
+    "CXM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
+TARGET_MARGIN = 0.20  # the issue's target: macro-F1 at least 0.20 above VADER's
+# What the model achieved when this test was written (see docs/text.md): a regression guard.
+# Every rotation measured +0.130..+0.165, mean +0.152, so these leave ~0.02 of slack.
+ACHIEVED_MIN_MARGIN = 0.11
+ACHIEVED_MIN_MACRO_F1 = 0.77
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "sentiment_labelled_sentences").is_dir(),
+    reason=f"shared data not found at {DATA} (set CXM_SHARED_DATA)")
+
+
+@pytest.fixture(scope="module")
+def report() -> evaluate.EvaluationReport:
+    pytest.importorskip("vaderSentiment", reason="the VADER baseline needs the test extra")
+    return evaluate.run_evaluation(DATA)
+
+
+def test_every_rotation_beats_vader_by_the_achieved_margin(
+        report: evaluate.EvaluationReport) -> None:
+    assert len(report.rotations) == 3
+    for rotation in report.rotations:
+        assert rotation.ours["n"] == 1500
+        assert rotation.ours["macro_f1"] >= ACHIEVED_MIN_MACRO_F1, rotation
+        assert rotation.margin >= ACHIEVED_MIN_MARGIN, rotation
+        assert rotation.held_out[0] not in rotation.trained_on
+        assert rotation.held_out[1] not in rotation.trained_on
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "target missed: held-out macro-F1 margin over VADER is +0.15 (mean of 3 rotations), "
+    "not +0.20 — see docs/text.md; strict, so this turns red when the target is reached"))
+def test_target_margin_over_vader(report: evaluate.EvaluationReport) -> None:
+    assert report.primary.margin >= TARGET_MARGIN
+    for rotation in report.rotations:
+        assert rotation.margin >= TARGET_MARGIN
+
+
+def test_scores_metric() -> None:
+    result = evaluate.scores(["positive", "negative", "neutral", "neutral"],
+                             ["positive", "neutral", "neutral", "neutral"])
+    assert result["accuracy"] == 0.75
+    assert result["f1"] == {"negative": 0.0, "neutral": 0.8, "positive": 1.0}
+    assert result["macro_f1"] == pytest.approx(0.6)
