@@ -17,5 +17,6 @@ urlpatterns = [
     *[path(f"v1/{name}", view, name=f"ingest-{name}") for name, view, _ in _INGEST],
     *[path(f"v1/{short}", view) for _, view, short in _INGEST],
     path("api/v1/", api.urls),
+    path("", include("cxm.web.public_urls")),
     path("", include("cxm.web.urls")),
 ]

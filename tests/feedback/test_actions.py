@@ -104,7 +104,7 @@ def test_answering_a_link_lands_on_the_profile_once(person: Person, nps_survey: 
                                 actor=ANALYST)
     token = link_for(invitation)
     response = actions.answer_invitation(token, {"score": "3", "why": "Late again",
-                                                 "fix": "delivery"}, ip="203.0.113.9")
+                                                 "fix": "delivery"})
     assert response.profile_id == ada
     assert response.score == 3.0 and response.kind == "nps"
     assert response.dims == {"touchpoint": "delivery", "stage": "purchase", "segment": ""}
@@ -223,3 +223,33 @@ def test_export_and_erase_include_survey_answers(person: Person, nps_survey: Sur
     assert not Response.objects.exists()
     assert not Invitation.objects.exists()
     assert not Contact.objects.exists()
+
+
+def test_a_closed_survey_takes_no_more_answers_by_link(person: Person,
+                                                       nps_survey: Survey) -> None:
+    ada = person()
+    invitation = actions.invite(survey=nps_survey, profile_id=ada, channel="link",
+                                actor=ANALYST)
+    actions.update_survey(nps_survey.id, status="closed", actor=ANALYST)
+    with pytest.raises(Conflict, match="closed"):
+        actions.answer_invitation(link_for(invitation), {"score": 10})
+    assert not Response.objects.exists()
+    # Answers collected elsewhere may still be imported into a closed survey.
+    nps_survey.refresh_from_db()
+    actions.submit(actions.Submission(survey=nps_survey, answers={"score": 10},
+                                      channel="import"), actor=ANALYST)
+    assert Response.objects.count() == 1
+
+
+def test_opting_out_refuses_research_consent_on_that_channel(person: Person,
+                                                            nps_survey: Survey) -> None:
+    ada = person()
+    invitation = actions.invite(survey=nps_survey, profile_id=ada, channel="link",
+                                actor=ANALYST)
+    profile = actions.opt_out(link_for(invitation))
+    profile.refresh_from_db()
+    assert profile.consent["email:research"]["granted"] is False
+    assert AuditLog.objects.filter(action="profile.consent_changed",
+                                   actor=f"respondent:invitation:{invitation.id}").exists()
+    with pytest.raises(NotFound):
+        actions.opt_out("made-up")

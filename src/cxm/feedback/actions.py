@@ -232,6 +232,24 @@ def survey_url(invitation: Invitation) -> str:
     return f"{settings.CXM.base_url.rstrip('/')}/s/{tokens.token_for(invitation.nonce)}/"
 
 
+def opt_out_url(invitation: Invitation) -> str:
+    return survey_url(invitation) + "opt-out/"
+
+
+def opt_out(token: str) -> Profile:
+    """The person behind a survey link wants no more surveys on that channel: their consent
+    ``<channel>:research`` becomes refused (recorded with the link as its source), which the
+    contact policy then honours for every survey."""
+    from cxm.identity import actions as identity_actions
+
+    invitation = queries.invitation_by_token(token)
+    profile = _person(invitation.profile_id)
+    return identity_actions.set_consent(
+        profile_id=profile.id, channel=CONSENT_CHANNEL[invitation.channel],
+        purpose=policy.SURVEY_PURPOSE, granted=False,
+        actor=Actor(f"respondent:invitation:{invitation.id}"))
+
+
 @dataclass(frozen=True)
 class Delivery:
     status: str  # sent, skipped, failed
@@ -260,14 +278,18 @@ def send_invitation(invitation_id: int) -> Delivery:
         parsed = survey_definition.parse(survey.definition)
         language = survey_definition.pick_language(parsed, _languages_of(profile))
         local = survey_definition.localize(parsed, language, survey.name)
-        url = survey_url(invitation)
-        first = local.questions[0].text
-        text = (f"{local.title or survey.name}\n\n{first}\n\nAnswer here (it takes a minute, "
-                f"no login): {url}\n\nThis link is personal and works once.\n")
+        url, stop = survey_url(invitation), opt_out_url(invitation)
+        title, first = local.title or survey.name, local.questions[0].text
+        text = (f"{title}\n\n{first}\n\nAnswer here (it takes a minute, no login): {url}\n\n"
+                f"This link is personal and works once.\n"
+                f"No more survey emails? {stop}\n")
         message = EmailMultiAlternatives(
-            subject=local.title or survey.name, body=text,
-            from_email=settings.DEFAULT_FROM_EMAIL, to=[address],
-            headers={"X-Cxm-Invitation": str(invitation.id)})
+            subject=title, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[address],
+            headers={"X-Cxm-Invitation": str(invitation.id),
+                     # RFC 2369 / RFC 8058: the mail client's own "unsubscribe" button.
+                     "List-Unsubscribe": f"<{stop}>",
+                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        message.attach_alternative(_invitation_html(title, first, url, stop), "text/html")
         invitation.attempts += 1
         try:
             message.send(fail_silently=False)
@@ -284,6 +306,19 @@ def send_invitation(invitation_id: int) -> Delivery:
         audit.record(Actor.system(), "survey.invitation_sent", "invitation", str(invitation.id),
                      {"channel": "email", "attempts": invitation.attempts})
     return Delivery("sent")
+
+
+def _invitation_html(title: str, question: str, url: str, stop: str) -> str:
+    from django.utils.html import format_html
+
+    return str(format_html(
+        '<!doctype html><html><body style="font-family:sans-serif;max-width:34rem">'
+        "<h1 style=\"font-size:1.3rem\">{}</h1><p>{}</p>"
+        '<p><a href="{}" style="display:inline-block;padding:.6rem 1.1rem;background:#2457d6;'
+        'color:#fff;border-radius:6px;text-decoration:none">Answer the survey</a></p>'
+        '<p style="color:#666;font-size:.85rem">This link is personal and works once. '
+        '<a href="{}" style="color:#666">No more survey emails</a></p></body></html>',
+        title, question, url, stop))
 
 
 def _languages_of(profile: Profile) -> list[str]:
@@ -399,6 +434,9 @@ def submit(submission: Submission, *, actor: Actor) -> Response:
                 raise Conflict("this survey link is not active", code="invalid_link")
             if invitation.expires_at < when:
                 raise Conflict("this survey link has expired", code="link_expired")
+            if survey.status == "closed":
+                raise Conflict("this survey is closed and takes no more answers; thank you",
+                               code="survey_closed")
         if submission.client_key and Response.objects.filter(
                 client_key=submission.client_key).exists():
             raise Conflict("this answer was received already", code="already_answered")
@@ -469,11 +507,10 @@ def _profile_of_message(message_id: str) -> uuid.UUID | None:
         "profile_id", flat=True).first()
 
 
-def answer_invitation(
-    token: str, answers: Mapping[str, Any], *, language: str = "", ip: str | None = None,
-) -> Response:
+def answer_invitation(token: str, answers: Mapping[str, Any], *, language: str = "") -> Response:
     invitation = queries.invitation_by_token(token)
-    actor = Actor(f"respondent:invitation:{invitation.id}", ip=ip)
+    # No IP: the audit log is permanent and a respondent's address is personal data.
+    actor = Actor(f"respondent:invitation:{invitation.id}")
     channel = "email" if invitation.channel == "email" else invitation.channel
     return submit(Submission(survey=invitation.survey, answers=answers, channel=channel,
                              language=language, invitation=invitation), actor=actor)
