@@ -206,3 +206,19 @@ def definition_of(survey: Survey) -> survey_definition.Definition:
 def responses_of(survey: Survey, ids: Iterable[str] | None = None) -> QuerySet[Response]:
     rows = survey.responses.order_by("-submitted_at")
     return rows.filter(id__in=list(ids)) if ids is not None else rows
+
+
+def open_invitation(survey: Survey, profile_ids: Sequence[uuid.UUID], channel: str,
+                    at: datetime) -> Invitation | None:
+    """The person's latest delivered, unanswered, unexpired invitation on this channel."""
+    return (Invitation.objects.filter(survey=survey, profile_id__in=list(profile_ids),
+                                      channel=channel, status="sent", expires_at__gt=at)
+            .order_by("-created_at").first())
+
+
+def suppressed_since(survey: Survey, profile_ids: Sequence[uuid.UUID], channel: str,
+                     since: datetime) -> bool:
+    """Whether an invitation on this channel was refused by the policy since then."""
+    return Invitation.objects.filter(survey=survey, profile_id__in=list(profile_ids),
+                                     channel=channel, status="suppressed",
+                                     created_at__gte=since).exists()

@@ -264,16 +264,10 @@ def _languages(data: dict[str, Any], profile: Profile, request: HttpRequest) -> 
     return wanted
 
 
-def _open_invitation(survey: Survey, ids: tuple[Any, ...]) -> Invitation | None:
-    return (Invitation.objects.filter(survey=survey, profile_id__in=list(ids), channel="widget",
-                                      status="sent", expires_at__gt=now())
-            .order_by("-created_at").first())
-
-
 def _invitation_for(survey: Survey, profile: Profile, key: ApiKey) -> Invitation | None:
     """The person's open widget invitation, or a new one if the contact policy allows."""
     ids = identity_queries.subject_of(profile).profile_ids
-    existing = _open_invitation(survey, ids)
+    existing = feedback_queries.open_invitation(survey, ids, "widget", now())
     if existing is not None:
         return existing
     when = now()
@@ -281,9 +275,8 @@ def _invitation_for(survey: Survey, profile: Profile, key: ApiKey) -> Invitation
         feedback_queries.rules_for(survey), feedback_queries.contact_history(ids), at=when,
         channel=feedback_actions.CONSENT_CHANNEL["widget"], consent=profile.consent,
         survey_id=str(survey.id), touchpoint=survey.touchpoint)
-    if not decision.allowed and Invitation.objects.filter(
-            survey=survey, profile_id__in=list(ids), channel="widget", status="suppressed",
-            created_at__gte=when - SUPPRESSION_MEMORY).exists():
+    if not decision.allowed and feedback_queries.suppressed_since(
+            survey, ids, "widget", when - SUPPRESSION_MEMORY):
         return None  # refused already today: nothing new to record
     invitation = feedback_actions.invite(survey=survey, profile_id=profile.id,
                                          channel="widget", actor=Actor(key.actor_label))
