@@ -32,12 +32,15 @@ PUBLIC: tuple[str, ...] = ()
 # A literal copy: changing who may do what must be a deliberate edit in two places.
 EXPECTED_MATRIX = {
     "admin": set(permissions.PERMISSIONS),
-    "analyst": {"profile.read", "profile.read_personal"},
-    "agent": {"profile.read", "profile.read_personal", "consent.edit"},
-    "marketer": {"profile.read", "journeys.manage"},
-    "viewer": {"profile.read"},
+    "analyst": {"profile.read", "profile.read_personal", "surveys.read", "surveys.manage",
+                "feedback.verbatims"},
+    "agent": {"profile.read", "profile.read_personal", "consent.edit", "surveys.read",
+              "feedback.verbatims"},
+    "marketer": {"profile.read", "journeys.manage", "surveys.read", "surveys.manage"},
+    "viewer": {"profile.read", "surveys.read"},
     "key:ingest": {"events.ingest"},
-    "key:read": {"profile.read", "profile.read_personal"},
+    "key:read": {"profile.read", "profile.read_personal", "surveys.read",
+                 "feedback.verbatims"},
     "key:admin": set(permissions.PERMISSIONS),
 }
 
@@ -232,10 +235,123 @@ WEB: dict[str, list[Case]] = {
     "settings/users/<int:user_id>/reactivate/": [
         Case("post", ("users.manage",),
              lambda w: f"/settings/users/{w.inactive_user}/reactivate/")],
+    # Survey pages (cxm.web.survey_views); walk_survey()/walk_themes() build their rows.
+    "surveys/": [Case("get", ("surveys.read",), fixed("/surveys/"))],
+    "surveys/new/": [
+        Case("get", ("surveys.manage",), fixed("/surveys/new/?kind=csat")),
+        Case("post", ("surveys.manage",), fixed("/surveys/new/"), form(
+            name="Walk CSAT", kind="csat", status="active", q_count="1", t_count="0",
+            q0_id="score", q0_type="csat", q0_text="Happy?", q0_required="on", op="save"))],
+    "surveys/<uuid:survey_id>/": [
+        Case("get", ("surveys.read",), lambda w: f"/surveys/{walk_survey().id}/")],
+    "surveys/<uuid:survey_id>/edit/": [
+        Case("get", ("surveys.manage",), lambda w: f"/surveys/{walk_survey().id}/edit/"),
+        Case("post", ("surveys.manage",), lambda w: f"/surveys/{walk_survey().id}/edit/",
+             form(name="Walk NPS", kind="nps", status="active", touchpoint="walk",
+                  q_count="2", t_count="0", q0_id="score", q0_type="nps",
+                  q0_text="Recommend us?", q0_required="on", q1_id="why", q1_type="text",
+                  q1_text="Why?", op="save"))],
+    "surveys/<uuid:survey_id>/trend/": [
+        Case("get", ("surveys.read",),
+             lambda w: f"/surveys/{walk_survey().id}/trend/?period=month")],
+    "surveys/<uuid:survey_id>/drivers/": [
+        Case("get", ("surveys.read",), lambda w: f"/surveys/{walk_survey().id}/drivers/")],
+    "surveys/<uuid:survey_id>/invite/": [
+        Case("post", ("surveys.manage",), lambda w: f"/surveys/{walk_survey().id}/invite/",
+             lambda w: {"customer": str(w.ada.id), "channel": "link"})],
+    "surveys/themes/": [Case("get", ("surveys.read",), fixed("/surveys/themes/"))],
+    "surveys/themes/<int:theme_id>/edit/": [
+        Case("post", ("surveys.manage",), lambda w: f"/surveys/themes/{walk_themes()[0]}/edit/",
+             form(name="Walk delivery"))],
+    "surveys/themes/<int:theme_id>/merge/": [  # into itself: refused, nothing changes
+        Case("post", ("surveys.manage",), lambda w: f"/surveys/themes/{walk_themes()[0]}/merge/",
+             lambda w: {"into": str(walk_themes()[0])})],
+    "surveys/themes/discover/": [
+        Case("post", ("surveys.manage",), fixed("/surveys/themes/discover/"), late=1)],
+    "settings/contact-policy/": [
+        Case("get", ("surveys.read",), fixed("/settings/contact-policy/"))],
+    "settings/contact-policy/save/": [
+        Case("post", ("surveys.manage",), fixed("/settings/contact-policy/save/"),
+             form(min_days_between="21", touchpoint_days="60", survey_days="0",
+                  max_contacts_7d="3", require_consent="on"))],
+    # Respondents and the survey widget (cxm.web.public_urls): no session. The widget's JSON
+    # endpoints check a write key or an invitation token themselves (tests/web/test_widget.py);
+    # walked here with their CORS preflight, which anyone may send.
+    "s/<str:token>/": [Case("get", PUBLIC, lambda w: walk_survey_link())],
+    "s/<str:token>/opt-out/": [Case("get", PUBLIC, lambda w: walk_survey_link() + "opt-out/")],
+    "widget.js": [Case("get", PUBLIC, fixed("/widget.js"))],
+    "w/v1/surveys/<str:slug>/ask": [Case("options", PUBLIC, fixed("/w/v1/surveys/walk/ask"))],
+    "w/v1/responses": [Case("options", PUBLIC, fixed("/w/v1/responses"))],
 }
+
+
+def walk_survey_link() -> str:
+    """A personal survey link (made once per world) for someone who agreed to research."""
+    from cxm.core.errors import NotFound
+    from cxm.feedback import actions as feedback_actions
+    from cxm.feedback import tokens
+    from cxm.feedback.models import Invitation
+
+    try:
+        respondent = queries.by_identifier("user_id", "u-walk-respondent")
+    except NotFound:
+        ingest([{"type": "identify", "messageId": "walk-respondent", "timestamp": stamp(0),
+                 "userId": "u-walk-respondent",
+                 "traits": {"consent": {"email": {"research": True}}}}])
+        respondent = queries.by_identifier("user_id", "u-walk-respondent")
+    invitation = Invitation.objects.filter(profile_id=respondent.id).first() or \
+        feedback_actions.invite(survey=walk_survey(), profile_id=respondent.id, channel="link",
+                                actor=Actor("t"))
+    return f"/s/{tokens.token_for(invitation.nonce)}/"
+
 
 PROFILE = ("profile.read", "profile.read_personal")
 API_PUBLIC = {"api/v1/openapi.json": "/api/v1/openapi.json", "api/v1/docs": "/api/v1/docs"}
+
+SURVEYS = ("surveys.read",)
+MANAGE_SURVEYS = ("surveys.manage",)
+WALK_COMMENTS = ["The delivery was late and the courier was rude",
+                 "Late delivery again, the parcel arrived a week late",
+                 "Delivery late, courier never rang",
+                 "Great price and cheap shipping", "Good price, cheaper than the shop",
+                 "The price was fair and the discount great"]
+
+
+def walk_survey() -> Any:
+    """A survey (made once per world through the actions) for the feedback cases."""
+    from cxm.feedback import actions as feedback_actions
+    from cxm.feedback.models import Survey
+
+    found = Survey.objects.filter(name="Walk NPS").first()
+    if found is not None:
+        return found
+    return feedback_actions.create_survey(
+        name="Walk NPS", kind="nps", actor=Actor("t"), definition={"questions": [
+            {"id": "score", "type": "nps", "text": "Recommend us?", "required": True},
+            {"id": "why", "type": "text", "text": "Why?"}]})
+
+
+def walk_themes() -> list[int]:
+    """Two themes discovered from real answers (made once per world)."""
+    from cxm.feedback import actions as feedback_actions
+    from cxm.feedback.models import Theme
+
+    themes = list(Theme.objects.filter(merged_into__isnull=True).order_by("id")
+                  .values_list("id", flat=True))
+    if len(themes) >= 2:
+        return themes
+    survey = walk_survey()
+    if not survey.responses.filter(client_key="walk-0").exists():  # a later discovery may
+        for index, comment in enumerate(WALK_COMMENTS):  # have left fewer than two themes
+            feedback_actions.submit(feedback_actions.Submission(
+                survey=survey, answers={"score": index + 2, "why": comment}, channel="import",
+                client_key=f"walk-{index}"), actor=Actor("t"))
+    feedback_actions.discover_themes(actor=Actor("t"), max_themes=2)
+    themes = list(Theme.objects.filter(merged_into__isnull=True).order_by("id")
+                  .values_list("id", flat=True))
+    assert len(themes) >= 2, "theme discovery found fewer than two themes"
+    return themes
+
 
 # Every operation of /api/v1/openapi.json.
 API: dict[tuple[str, str], Case] = {
@@ -271,6 +387,45 @@ API: dict[tuple[str, str], Case] = {
     ("post", "/api/v1/profiles/{profile_id}/erase"): Case(
         "post", ("privacy.erase",), lambda w: f"/api/v1/profiles/{w.erasable}/erase",
         late=1),
+    ("get", "/api/v1/surveys"): Case("get", SURVEYS, fixed("/api/v1/surveys")),
+    ("post", "/api/v1/surveys"): Case(
+        "post", MANAGE_SURVEYS, fixed("/api/v1/surveys"),
+        form(name="Made by the walk", kind="csat", definition={"questions": [
+            {"id": "score", "type": "csat", "text": "Happy?", "required": True}]})),
+    ("get", "/api/v1/surveys/{survey_id}"): Case(
+        "get", SURVEYS, lambda w: f"/api/v1/surveys/{walk_survey().id}"),
+    ("patch", "/api/v1/surveys/{survey_id}"): Case(
+        "patch", MANAGE_SURVEYS, lambda w: f"/api/v1/surveys/{walk_survey().id}",
+        form(touchpoint="checkout")),
+    ("post", "/api/v1/surveys/{survey_id}/invitations"): Case(
+        "post", MANAGE_SURVEYS, lambda w: f"/api/v1/surveys/{walk_survey().id}/invitations",
+        lambda w: {"profile_id": str(w.ada.id), "channel": "link"}),
+    ("post", "/api/v1/surveys/{survey_id}/responses"): Case(
+        "post", MANAGE_SURVEYS, lambda w: f"/api/v1/surveys/{walk_survey().id}/responses",
+        lambda w: {"answers": {"score": 9}, "profile_id": str(w.ada.id)}),
+    ("get", "/api/v1/surveys/{survey_id}/responses"): Case(
+        "get", ("surveys.read", "feedback.verbatims"),
+        lambda w: f"/api/v1/surveys/{walk_survey().id}/responses"),
+    ("get", "/api/v1/surveys/{survey_id}/results"): Case(
+        "get", SURVEYS, lambda w: f"/api/v1/surveys/{walk_survey().id}/results"),
+    ("get", "/api/v1/surveys/{survey_id}/drivers"): Case(
+        "get", SURVEYS, lambda w: f"/api/v1/surveys/{walk_survey().id}/drivers"),
+    ("get", "/api/v1/metrics/{kind}"): Case("get", SURVEYS, fixed("/api/v1/metrics/nps")),
+    ("get", "/api/v1/themes"): Case("get", SURVEYS, fixed("/api/v1/themes")),
+    ("get", "/api/v1/themes/stats"): Case("get", SURVEYS, fixed("/api/v1/themes/stats")),
+    ("post", "/api/v1/themes/discover"): Case(
+        "post", MANAGE_SURVEYS, fixed("/api/v1/themes/discover"), form(max_themes=3)),
+    ("patch", "/api/v1/themes/{theme_id}"): Case(
+        "patch", MANAGE_SURVEYS, lambda w: f"/api/v1/themes/{walk_themes()[0]}",
+        form(name="Renamed by the walk")),
+    ("post", "/api/v1/themes/{theme_id}/merge"): Case(
+        "post", MANAGE_SURVEYS, lambda w: f"/api/v1/themes/{walk_themes()[1]}/merge",
+        lambda w: {"into": walk_themes()[0]}, late=1),
+    ("get", "/api/v1/contact-policy"): Case("get", SURVEYS, fixed("/api/v1/contact-policy")),
+    ("put", "/api/v1/contact-policy"): Case(
+        "put", MANAGE_SURVEYS, fixed("/api/v1/contact-policy"),
+        form(min_days_between=20, touchpoint_days=90, survey_days=0, max_contacts_7d=0,
+             require_consent=True)),
 }
 
 # The Segment-compatible ingest API: every route needs events.ingest.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from cxm.web import audit_views, views
+from cxm.web import audit_views, survey_views, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -29,4 +29,20 @@ urlpatterns = [
          name="user-deactivate"),
     path("settings/users/<int:user_id>/reactivate/", views.user_reactivate,
          name="user-reactivate"),
+    path("surveys/", survey_views.surveys, name="surveys"),
+    path("surveys/new/", survey_views.survey_new, name="survey-new"),
+    path("surveys/themes/", survey_views.themes, name="survey-themes"),
+    path("surveys/themes/discover/", survey_views.themes_discover, name="survey-themes-discover"),
+    path("surveys/themes/<int:theme_id>/edit/", survey_views.theme_edit, name="survey-theme-edit"),
+    path("surveys/themes/<int:theme_id>/merge/", survey_views.theme_merge,
+         name="survey-theme-merge"),
+    path("surveys/<uuid:survey_id>/", survey_views.survey, name="survey"),
+    path("surveys/<uuid:survey_id>/edit/", survey_views.survey_edit, name="survey-edit"),
+    path("surveys/<uuid:survey_id>/trend/", survey_views.survey_trend, name="survey-trend"),
+    path("surveys/<uuid:survey_id>/invite/", survey_views.survey_invite, name="survey-invite"),
+    path("surveys/<uuid:survey_id>/drivers/", survey_views.survey_drivers,
+         name="survey-drivers"),
+    path("settings/contact-policy/", survey_views.contact_policy, name="contact-policy"),
+    path("settings/contact-policy/save/", survey_views.contact_policy_save,
+         name="contact-policy-save"),
 ]

@@ -33,6 +33,7 @@ from cxm.identity import actions as identity_actions
 from cxm.identity import consent, queries
 from cxm.identity.models import Identity, Merge, Profile
 from cxm.ingest.models import Event
+from cxm.web import survey_views
 from cxm.web.access import allows, public, requires
 from cxm.web.forms import ApiKeyForm, NewUserForm, RoleForm, SearchForm, TimelineForm
 
@@ -328,6 +329,8 @@ def customer(request: HttpRequest, profile_id: uuid.UUID) -> HttpResponse:
         "channel_choices": sorted(counts),
         "consent_channels": consent.CHANNELS,
         "consent_purposes": consent.PURPOSES,
+        "surveys": (survey_views.profile_surveys(request, profile)
+                    if allows(request, "surveys.read") else None),
     })
 
 
