@@ -82,3 +82,73 @@ def test_keywords_typed_by_an_analyst_are_normalised() -> None:
     theme = Theme("cards", {"Cards": 1.0, "late deliveries": 1.0})
     assert assign_themes("my card is blocked", [theme]) == ["cards"]
     assert assign_themes("late delivery again", [theme]) == ["cards"]
+
+
+FEEDBACK = {
+    "fast": ["Fast delivery and a friendly courier", "Super fast delivery, arrived next day",
+             "Delivery was quick, courier was friendly", "Arrived a day early, great delivery",
+             "Next day delivery as promised", "Really fast delivery, thank you"],
+    "refund": ["Refund took three weeks, terrible support", "Still waiting for my refund",
+               "Support never answered my refund request", "Friendly staff and fast refund",
+               "Had to call support four times about the refund",
+               "Refund was processed after a month"],
+    "damaged": ["Parcel arrived damaged, box crushed", "Box was crushed and the mug broken",
+                "Arrived damaged, the box was crushed", "Courier left it in the rain, damaged",
+                "Item damaged in transit, box torn", "Crushed box, damaged contents"],
+    "late": ["Late again, the delivery window was missed", "Courier was late and never called",
+             "Missed the delivery window by three hours", "Delivery was two days late",
+             "The courier came late, after the window", "Late delivery, nobody called me"],
+}
+
+
+def test_near_duplicate_topics_are_folded_and_names_do_not_overlap() -> None:
+    texts = [t for group in FEEDBACK.values() for t in group]
+    themes = discover_themes(texts, max_themes=12)
+    assert 2 <= len(themes) <= 6
+    words = [set(t.name.replace(" / ", " ").split()) for t in themes]
+    for i, first in enumerate(words):
+        for second in words[i + 1:]:
+            assert not first & second, [t.name for t in themes]
+    damaged = [t.name for t in themes if {"box", "crushed", "damaged"} & set(t.keywords)]
+    assert len([n for n in damaged if "crushed" in n or "box" in n]) == 1, damaged
+
+
+def test_one_shared_generic_word_does_not_assign() -> None:
+    delivery = Theme("delivery / courier", {"delivery": 1.0, "courier": 0.9, "fast": 0.3,
+                                            "friendly": 0.3, "day": 0.2})
+    refund = Theme("refund", {"refund": 1.0, "support": 0.7})
+    assert assign_themes("Friendly staff and fast refund", [delivery, refund]) == ["refund"]
+    assert assign_themes("Fast delivery and a friendly courier", [delivery, refund]) == [
+        "delivery / courier"]
+
+
+def test_an_analysts_new_word_alone_assigns() -> None:
+    from cxm.feedback.annotate import keyword_weights
+
+    keywords = {"delivery": 1.0, "courier": 0.9, "fast": 0.3, "friendly": 0.3}
+    edited = Theme("delivery", keyword_weights(["delivery", "courier", "rude"], keywords))
+    assert edited.keywords["rude"] == 1.0
+    assert assign_themes("the driver was so rude", [edited]) == ["delivery"]
+    # the same holds when every weight is below 1 (a theme stored with other weights)
+    low = Theme("low", keyword_weights(["tracking"], {"parcel": 0.4, "lost": 0.2}))
+    assert assign_themes("tracking never updated", [low]) == ["low"]
+
+
+def test_at_most_two_themes_per_text_the_best_first() -> None:
+    themes = [Theme(f"t{i}", {word: 1.0}) for i, word in enumerate(
+        ["late", "parcel", "courier", "refund"])]
+    assigned = assign_themes("late parcel, rude courier, no refund", themes)
+    assert len(assigned) == 2
+    weighted = [Theme("strong", {"late": 1.0, "parcel": 1.0}), Theme("weak", {"refund": 1.0,
+                                                                              "box": 1.0})]
+    assert assign_themes("late parcel refund", weighted) == ["strong", "weak"]
+    lopsided = [Theme("strong", {"late": 1.0, "parcel": 1.0, "courier": 1.0}),
+                Theme("weak", {"refund": 1.0, "box": 1.0, "money": 1.0, "bank": 1.0})]
+    assert assign_themes("late parcel courier refund", lopsided) == ["strong"]
+
+
+def test_two_lesser_key_words_together_assign() -> None:
+    theme = Theme("damaged", {"damaged": 1.0, "box": 0.5, "crushed": 0.4, "torn": 0.3})
+    assert assign_themes("the box was crushed", [theme]) == ["damaged"]  # 0.9 >= 0.8
+    assert assign_themes("crushed and torn", [theme]) == []  # 0.7 < 0.8
+    assert assign_themes("a box", [theme]) == []  # second-heaviest, but 0.5 < 0.6

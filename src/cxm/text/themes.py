@@ -1,28 +1,50 @@
 """Themes discovered from the texts themselves, then assigned by editable keyword weights.
 
-:func:`discover_themes` clusters texts with TF-IDF + NMF (scikit-learn, fixed ``random_state``):
-each NMF component becomes a :class:`Theme` named by its top key words, with its top terms and
-their weights (largest = 1.0). :func:`assign_themes` then scores one text against each theme
-with those weights alone — so an analyst can edit a theme's keywords, merge two themes
-(:func:`merge_themes`, union of keywords) or rename one, and re-assigning is deterministic and
-needs no model. Discovery and assignment share :func:`terms`, so they see the same words.
+:func:`discover_themes` clusters texts with TF-IDF + NMF (scikit-learn, fixed ``random_state``),
+folds near-duplicate components together and makes each group a :class:`Theme` named by two or
+three distinctive key words, with its top terms and their weights (largest = 1.0).
+:func:`assign_themes` then scores one text against each theme with those weights alone — so an
+analyst can edit a theme's keywords, merge two themes (:func:`merge_themes`, union of keywords)
+or rename one, and re-assigning is deterministic and needs no model. Discovery and assignment
+share :func:`terms`, so they see the same words. Quality against labelled texts:
+:mod:`cxm.text.theme_eval`, ``bench/themes.py``.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_THEMES = 8
 KEYWORDS_PER_THEME = 10
 NAME_WORDS = 3
-# A text joins a theme when the weights of the theme keywords it contains add up to this: the
-# top keyword alone (1.0) or two or three lesser ones.
+# Assignment (see assign_themes), all relative to the theme's top weight: one key word is
+# enough when it weighs >= ASSIGN_THRESHOLD and is among the ANCHOR_TERMS heaviest or weighs
+# >= ANCHOR_LEVEL; otherwise two or more words whose weights add up to MULTI_THRESHOLD. At most
+# MAX_THEMES_PER_TEXT themes, a second one only when it scores SECOND_THEME_RATIO of the best.
 ASSIGN_THRESHOLD = 0.6
+ANCHOR_TERMS = 2
+ANCHOR_LEVEL = 0.7
+MULTI_THRESHOLD = 0.8
+MAX_THEMES_PER_TEXT = 2
+SECOND_THEME_RATIO = 0.5
+# Discovery: generic evaluative words are damped by GENERIC_FACTOR in the TF-IDF matrix. Two
+# NMF components are near-duplicates, folded into one theme, when their term vectors have
+# cosine >= FOLD_COSINE, their text loadings cosine >= FOLD_TEXT_COSINE (they claim the same
+# texts), or their FOLD_TOP_TERMS heaviest single words share FOLD_SHARED_WORDS.
+GENERIC_FACTOR = 0.3
+FOLD_COSINE = 0.3
+FOLD_TEXT_COSINE = 0.25
+FOLD_TOP_TERMS = 3
+FOLD_SHARED_WORDS = 2
+# At most √(texts) components: 36 comments give 6 (not 12 — over-splitting is what produced
+# "arrived / box / crushed" next to "damaged / box / crushed"), 1,000 give 32.
+THEMES_PER_SQRT_TEXTS = 1.0
 MIN_TEXTS_PER_THEME = 3  # fewer texts than this per theme and NMF only memorises them
 MIN_KEYWORD_WEIGHT = 0.05  # relative to the theme's top term; smaller terms are noise
 RANDOM_STATE = 0
@@ -58,6 +80,17 @@ just really like got want need know think did does doing ok okay oh yes yeah hi 
 thank able way use used using lot
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+
+# Words that say how good or bad something was, or how strongly, not what it was about: in
+# discovery they are damped (GENERIC_FACTOR) and they name a theme only when nothing else can.
+# Assignment does not treat them specially: an analyst who types "rude" as a key word gets it.
+_GENERIC_WORDS_TEXT = """
+amazing awesome awful bad best better brilliant decent definitely disappointed disappointing
+easy excellent experience fantastic fast fine friendly good great happy helpful honestly
+horrible kind lovely love nice overall perfect pleased poor quick quickly recommend recommended
+rude simple slow slowly super terrible unhappy useless wonderful worse worst
+"""
+GENERIC_WORDS = frozenset(_GENERIC_WORDS_TEXT.split())
 
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
@@ -99,30 +132,102 @@ class Theme:
         return cls(str(data["name"]), {str(k): float(v) for k, v in data["keywords"].items()})
 
 
-def theme_name(keywords: Mapping[str, float], words: int = NAME_WORDS) -> str:
-    """The top key words, heaviest first, skipping a word already inside a chosen bigram."""
+def _words(term: str) -> set[str]:
+    return set(term.split())
+
+
+def theme_name(keywords: Mapping[str, float], words: int = NAME_WORDS,
+               avoid: Mapping[str, float] | None = None,
+               taken: Set[str] = frozenset()) -> str:
+    """Two or three key words, heaviest first, no word twice: a term sharing a word with one
+    already chosen is skipped ("box" then not "box crushed"), and a generic word ("fast",
+    "great") only names a theme that has nothing else. With ``avoid`` (term → the largest
+    weight it has in *other* themes) a term is ranked by how much more it belongs to this
+    theme; words in ``taken`` (other themes' names) are used only when fewer than two terms
+    would be left — so that two themes are not both named after a word they share."""
+    avoid = avoid or {}
+
+    def generic(term: str) -> bool:
+        return all(word in GENERIC_WORDS for word in term.split())
+
+    ranked = [term for term, _ in sorted(
+        keywords.items(), key=lambda item: (generic(item[0]), -(item[1] - avoid.get(item[0], 0.0)),
+                                            item[0]))]
     chosen: list[str] = []
-    for term, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0])):
-        if any(part in chosen or any(part in c.split() for c in chosen)
-               for part in term.split()):
-            continue
-        chosen.append(term)
-        if len(chosen) == words:
-            break
-    return " / ".join(chosen)
+    used: set[str] = set()
+    for allow_taken in (False, True):
+        for term in ranked:
+            if len(chosen) == words or (allow_taken and len(chosen) >= 2):
+                break
+            if term in chosen or _words(term) & used or (not allow_taken and _words(term) & taken):
+                continue
+            if chosen and generic(term):
+                continue  # generic words only when nothing better names the theme
+            chosen.append(term)
+            used |= _words(term)
+    ordered = sorted(chosen, key=ranked.index)
+    return " / ".join(ordered)
+
+
+def _cosine(rows: Any) -> Any:
+    import numpy as np
+
+    norms = np.linalg.norm(rows, axis=1)
+    norms[norms == 0] = 1.0
+    unit = rows / norms[:, None]
+    return unit @ unit.T
+
+
+def _fold_groups(components: Any, weights: Any, vocabulary: Sequence[str]) -> list[list[int]]:
+    """Indices of NMF components grouped into near-duplicates: two components fold together
+    when their term vectors have cosine ≥ :data:`FOLD_COSINE`, when their text loadings
+    (columns of ``weights``) have cosine ≥ :data:`FOLD_TEXT_COSINE`, or when their
+    :data:`FOLD_TOP_TERMS` heaviest non-generic single words share :data:`FOLD_SHARED_WORDS`
+    (e.g. "arrived / box / crushed" and "damaged / box / crushed"). Transitive (union-find),
+    deterministic."""
+    n = len(components)
+    cosine = _cosine(components)
+    shared_texts = _cosine(weights.T)
+    words = [j for j, term in enumerate(vocabulary)
+             if " " not in term and term not in GENERIC_WORDS]
+    tops: list[set[str]] = []
+    for component in components:
+        order = sorted(words, key=lambda j: (-component[j], vocabulary[j]))
+        tops.append({vocabulary[j] for j in order[:FOLD_TOP_TERMS] if component[j] > 0})
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in itertools.combinations(range(n), 2):
+        if (cosine[i, j] >= FOLD_COSINE or shared_texts[i, j] >= FOLD_TEXT_COSINE
+                or len(tops[i] & tops[j]) >= FOLD_SHARED_WORDS):
+            a, b = root(i), root(j)
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def discover_themes(texts: Sequence[str], max_themes: int = DEFAULT_MAX_THEMES) -> list[Theme]:
-    """Up to ``max_themes`` themes found in ``texts``; fewer (or none) when there are too few
-    texts or words to support them. Deterministic for the same input."""
+    """Up to ``max_themes`` themes found in ``texts``, largest first; fewer (or none) when there
+    are too few texts or words to support them, or when components turn out to be near-
+    duplicates of each other (they are folded into one). Deterministic for the same input."""
     documents = [text for text in texts if terms(text)]
-    n_themes = min(max_themes, len(documents) // MIN_TEXTS_PER_THEME)
+    n_themes = min(max_themes, len(documents) // MIN_TEXTS_PER_THEME,
+                   math.ceil(math.sqrt(len(documents)) * THEMES_PER_SQRT_TEXTS))
     if n_themes < 1:
         return []
 
+    import numpy as np
     from sklearn.decomposition import NMF
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
 
     # With enough texts a term must occur in two of them to count: a word used once cannot
     # characterise a group of texts.
@@ -132,43 +237,56 @@ def discover_themes(texts: Sequence[str], max_themes: int = DEFAULT_MAX_THEMES) 
         matrix = vectorizer.fit_transform(documents)
     except ValueError:  # no term left after min_df
         return []
-    vocabulary = vectorizer.get_feature_names_out()
+    vocabulary = [str(term) for term in vectorizer.get_feature_names_out()]
     n_themes = min(n_themes, len(vocabulary))
     if n_themes < 1:
         return []
+    # Generic evaluative words ("great", "fast", "friendly") say how, not what: damped, they
+    # neither pull texts about different things into one theme nor become its top key words.
+    scale = np.array([GENERIC_FACTOR if term in GENERIC_WORDS else 1.0 for term in vocabulary])
+    matrix = normalize(matrix.multiply(scale[None, :]).tocsr())
     nmf = NMF(n_components=n_themes, init="nndsvda", random_state=RANDOM_STATE, max_iter=1000)
     # A not-quite-converged NMF still gives usable, deterministic components; the themes are a
     # starting point an analyst edits, so the warning is not worth failing on.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        nmf.fit(matrix)
+        weights = nmf.fit_transform(matrix)
+    components = nmf.components_
+
+    folded: list[tuple[float, Any]] = []
+    for group in _fold_groups(components, weights, vocabulary):
+        # Each member scaled to its top term first, so a weak duplicate does not vanish.
+        merged = sum(components[i] / max(components[i].max(), 1e-12) for i in group)
+        volume = float(sum(weights[:, i].sum() for i in group))
+        if float(np.max(merged)) > 0:
+            folded.append((volume, merged))
+
+    keyword_sets: list[dict[str, float]] = []
+    for _, component in sorted(folded, key=lambda item: -item[0]):
+        top = float(component.max())
+        order = sorted(range(len(component)), key=lambda j: (-component[j], vocabulary[j]))
+        keyword_sets.append({
+            vocabulary[j]: round(float(component[j] / top), 3)
+            for j in order[:KEYWORDS_PER_THEME]
+            if component[j] / top >= MIN_KEYWORD_WEIGHT
+        })
 
     themes: list[Theme] = []
     seen_names: set[str] = set()
-    for component in nmf.components_:
-        top = component.max()
-        if top <= 0:
-            continue
-        order = sorted(range(len(component)), key=lambda j: (-component[j], vocabulary[j]))
-        keywords = {
-            str(vocabulary[j]): round(float(component[j] / top), 3)
-            for j in order[:KEYWORDS_PER_THEME]
-            if component[j] / top >= MIN_KEYWORD_WEIGHT
-        }
-        name = theme_name(keywords)
+    taken: set[str] = set()
+    for index, keywords in enumerate(keyword_sets):
+        avoid: dict[str, float] = {}
+        for other_index, other in enumerate(keyword_sets):
+            if other_index != index:
+                for term, weight in other.items():
+                    avoid[term] = max(weight, avoid.get(term, 0.0))
+        name = theme_name(keywords, avoid=avoid, taken=taken)
         if not name or name in seen_names:
             continue
         seen_names.add(name)
+        taken |= set(name.replace(" / ", " ").split())
         themes.append(Theme(name, keywords))
     return themes
-
-
-def theme_scores(text: str, themes: Sequence[Theme]) -> dict[str, float]:
-    """Sum of the weights of each theme's keywords present in ``text`` (each counted once)."""
-    present = set(terms(text))
-    return {theme.name: round(sum(w for k, w in theme.keywords.items()
-                                  if normalise_term(k) in present), 4)
-            for theme in themes}
 
 
 def normalise_term(term: str) -> str:
@@ -177,12 +295,56 @@ def normalise_term(term: str) -> str:
     return " ".join(_normalise(word) for word in term.lower().replace("’", "'").split())
 
 
+def _matches(text: str, themes: Sequence[Theme],
+             threshold: float = ASSIGN_THRESHOLD) -> list[tuple[Theme, float, bool]]:
+    """(theme, score, qualifies) per theme: the score is the sum of the weights of the theme's
+    keywords present in ``text`` (each counted once); see :func:`assign_themes` for when a
+    text qualifies."""
+    present = set(terms(text))
+    result = []
+    for theme in themes:
+        weights = sorted(theme.keywords.values(), reverse=True)
+        if not weights or weights[0] <= 0:
+            result.append((theme, 0.0, False))
+            continue
+        top = weights[0]
+        anchor = weights[min(ANCHOR_TERMS, len(weights)) - 1]  # the weakest of the top terms
+        found = {normalise_term(k): w for k, w in theme.keywords.items()
+                 if normalise_term(k) in present}
+        score = sum(found.values())
+        words: set[str] = set()
+        for term in found:
+            words |= _words(term)
+        level = max(threshold * top, min(anchor, ANCHOR_LEVEL * top))
+        strong = any(w >= level for w in found.values())
+        several = len(words) >= 2 and score >= MULTI_THRESHOLD * top
+        result.append((theme, round(score, 4), strong or several))
+    return result
+
+
+def theme_scores(text: str, themes: Sequence[Theme]) -> dict[str, float]:
+    """Sum of the weights of each theme's keywords present in ``text`` (each counted once)."""
+    return {theme.name: score for theme, score, _ in _matches(text, themes)}
+
+
 def assign_themes(text: str, themes: Sequence[Theme],
                   threshold: float = ASSIGN_THRESHOLD) -> list[str]:
-    """Names of the themes ``text`` belongs to, best first (ties by name)."""
-    scores = theme_scores(text, themes)
-    chosen = [(score, name) for name, score in scores.items() if score >= threshold]
-    return [name for score, name in sorted(chosen, key=lambda item: (-item[0], item[1]))]
+    """Names of the themes ``text`` belongs to, best first (ties by name), at most
+    :data:`MAX_THEMES_PER_TEXT`. A text qualifies for a theme when it contains one strong key
+    word — weighing ≥ ``threshold`` × the theme's top weight and either among its
+    :data:`ANCHOR_TERMS` heaviest or ≥ :data:`ANCHOR_LEVEL` × the top weight (so a word an
+    analyst added at the theme's strongest weight is enough on its own) — or two or more key
+    words whose weights add up to :data:`MULTI_THRESHOLD` × the top weight. One shared generic
+    word ("fast") is not enough. A second theme is kept only when it scores at least
+    :data:`SECOND_THEME_RATIO` × the best."""
+    matches = _matches(text, themes, threshold)
+    chosen = sorted(((score, theme.name) for theme, score, ok in matches if ok),
+                    key=lambda item: (-item[0], item[1]))
+    if not chosen:
+        return []
+    best = chosen[0][0]
+    return [name for score, name in chosen[:MAX_THEMES_PER_TEXT]
+            if score >= SECOND_THEME_RATIO * best]
 
 
 def merge_themes(first: Theme, second: Theme, name: str | None = None) -> Theme:
