@@ -11,7 +11,8 @@ def test_one_result_per_text_in_order() -> None:
              "How do I reset my password?"]
     results = analyze_texts(texts)
     assert [r.text for r in results] == texts
-    assert [r.sentiment for r in results] == ["positive", "negative", "neutral"]
+    assert results[0].sentiment == "positive"
+    assert results[2].sentiment == "neutral"
     assert results[0].emotion in {"gratitude", "joy"}
     assert results[1].emotion == "anger"
     assert results[0].score > 0 > results[1].score
@@ -32,3 +33,7 @@ def test_given_themes_are_used() -> None:
 
 def test_empty_input() -> None:
     assert analyze_texts([]) == []
+
+
+def test_furious_refund_is_negative() -> None:
+    assert analyze_texts(["My refund never arrived, I'm furious"])[0].sentiment == "negative"

@@ -16,9 +16,12 @@ DATA = Path(os.environ.get(
     "CXM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 TARGET_MARGIN = 0.20  # the target: macro-F1 at least 0.20 above VADER's
 # What the model achieved when this test was written (see docs/text.md): a regression guard.
-# Every rotation measured +0.130..+0.165, mean +0.152, so these leave ~0.02 of slack.
-ACHIEVED_MIN_MARGIN = 0.11
-ACHIEVED_MIN_MACRO_F1 = 0.77
+# Format 3 (negation-aware pooling, synthetic CX comments, intent-corpus complaints labelled
+# negative) measured +0.149..+0.200 (mean +0.180) and macro-F1 0.815..0.845; format 2
+# +0.159..+0.197 (mean +0.181); sparse-only format 1 +0.130..+0.165. These leave ~0.01 of slack.
+ACHIEVED_MIN_MARGIN = 0.14
+ACHIEVED_MEAN_MARGIN = 0.165
+ACHIEVED_MIN_MACRO_F1 = 0.80
 
 pytestmark = pytest.mark.skipif(
     not (DATA / "sentiment_labelled_sentences").is_dir(),
@@ -40,11 +43,14 @@ def test_every_rotation_beats_vader_by_the_achieved_margin(
         assert rotation.margin >= ACHIEVED_MIN_MARGIN, rotation
         assert rotation.held_out[0] not in rotation.trained_on
         assert rotation.held_out[1] not in rotation.trained_on
+    mean_margin = report.mean("ours", "macro_f1") - report.mean("vader", "macro_f1")
+    assert mean_margin >= ACHIEVED_MEAN_MARGIN
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "target missed: held-out macro-F1 margin over VADER is +0.15 (mean of 3 rotations), "
-    "not +0.20 — see docs/text.md; strict, so this turns red when the target is reached"))
+    "target missed: held-out macro-F1 margin over VADER is +0.149..+0.200 (mean +0.180 over 3 "
+    "rotations), not +0.20 on each — see docs/text.md; strict, so this turns red when the "
+    "target is reached"))
 def test_target_margin_over_vader(report: evaluate.EvaluationReport) -> None:
     assert report.primary.margin >= TARGET_MARGIN
     for rotation in report.rotations:

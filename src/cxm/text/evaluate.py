@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxm.text.sentiment import LABELS
+from cxm.text.sentiment import LABELS, StaticEmbeddings
 
 # (held-out review corpus, held-out intent corpus); the first is the primary one.
 ROTATIONS: tuple[tuple[str, str], ...] = (
@@ -106,19 +106,36 @@ def run_evaluation(
     corpora: dict[str, Any] | None = None,
     lexicon: dict[str, float] | None = None,
     rotations: Sequence[tuple[str, str]] = ROTATIONS,
+    embeddings: StaticEmbeddings | None = None,
+    use_embeddings: bool = True,
+    synthetic: bool = True,
 ) -> EvaluationReport:
-    from cxm.text import train
+    """``embeddings`` defaults to the shipped static embedding table: it is distilled from the
+    transformer's vocabulary alone (no corpus, no label), so every rotation may share it.
+    ``use_embeddings=False`` evaluates the sparse-only model (format 1's design).
+    ``synthetic=False`` leaves our synthetic CX comments out of every training set (they are
+    never in a test set)."""
+    from cxm.text import sentiment, train
 
-    corpora = corpora if corpora is not None else train.load_corpora(data_dir)
+    corpora = dict(corpora) if corpora is not None else train.load_corpora(data_dir)
+    if not synthetic:
+        corpora.pop(train.SYNTHETIC_DOMAIN, None)
     lexicon = lexicon if lexicon is not None else train.vader_lexicon()
+    if not use_embeddings:
+        embeddings = None
+    elif embeddings is None:
+        embeddings = StaticEmbeddings.load(sentiment.EMBEDDINGS_PATH)
     vader = vader_labeller()
     cache: train.FeatureCache = {}
+    embedding_cache: train.EmbeddingCache = {}
     results = []
     for review, intent in rotations:
         reviews = [d for d in train.REVIEW_DOMAINS if d != review]
         intents = [d for d in train.INTENT_DOMAINS if d != intent]
-        c = train.choose_c(corpora, reviews, intents, lexicon, cache)
-        model = train.fit(train.training_set(corpora, reviews + intents), lexicon, c, cache)
+        c = train.choose_c(corpora, reviews, intents, lexicon, cache, embeddings,
+                           embedding_cache)
+        model = train.fit(train.training_set(corpora, reviews + intents), lexicon, c, cache,
+                          embeddings, embedding_cache)
         test = train.test_set(corpora, (review, intent))
         gold = [example.label for example in test]
         ours = [model.classify(example.text).label for example in test]
@@ -131,7 +148,8 @@ def run_evaluation(
         ]
         results.append(RotationResult(
             held_out=(review, intent),
-            trained_on=reviews + intents,
+            trained_on=reviews + intents + (
+                [train.SYNTHETIC_DOMAIN] if train.SYNTHETIC_DOMAIN in corpora else []),
             c=c,
             ours=scores(gold, ours),
             vader=scores(gold, baseline),

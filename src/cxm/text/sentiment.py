@@ -17,10 +17,22 @@ Features of one text (lower-cased, numbers dropped):
 * two lexicon features, the summed positive and negative valence (VADER lexicon, MIT) of the
   words: they carry polarity for words the small training set never saw, which is what makes
   the model hold up on an unseen domain;
-* ``!`` counts.
+* ``!`` counts;
+* a static sentence embedding (format 2): the text is split into WordPiece tokens by the
+  all-MiniLM-L6-v2 tokenizer (``models/tokenizer.json``, read with the ``tokenizers`` library) and
+  the tokens' static vectors (``models/static_embeddings.npz``) are averaged and L2-normalised.
+  The vectors were distilled at training time from all-MiniLM-L6-v2 (Apache-2.0): every
+  vocabulary token run through the transformer alone, mean-pooled, PCA-reduced, stored as int8
+  with one scale per dimension (see :func:`cxm.text.train.distill_static_embeddings`). They give
+  words the training sentences never contained ("tasty", "bland") a position near words they did.
+  Negation-aware pooling (format 3): tokens of the words in a negation's scope — exactly the
+  words the sparse side marks ``NOT_<word>`` — are left out of the average ("Not bad at all, I
+  would recommend it." is pooled as "Not, I would recommend it."), so the embedding never
+  reads a negated word as its plain self.
 
-The feature vector is L2-normalised over the features the model knows, then scored with a
-multinomial logistic regression. ``score`` = P(positive) - P(negative), in [-1, 1].
+The sparse feature vector is L2-normalised over the features the model knows; the embedding is
+appended (×``embedding_weight``) and the whole is scored with a multinomial logistic
+regression. ``score`` = P(positive) - P(negative), in [-1, 1].
 """
 
 from __future__ import annotations
@@ -38,8 +50,14 @@ import numpy as np
 import numpy.typing as npt
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
-MODEL_PATH = Path(__file__).resolve().parent / "models" / "sentiment.npz"
-FORMAT_VERSION = 1
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODEL_PATH = MODELS_DIR / "sentiment.npz"
+EMBEDDINGS_PATH = MODELS_DIR / "static_embeddings.npz"
+TOKENIZER_PATH = MODELS_DIR / "tokenizer.json"
+# 2: optional static-embedding block (``dense_weights``); 3: same layout, but the embedding
+# leaves out the words in a negation's scope — a format-2 model was trained without that.
+FORMAT_VERSION = 3
+EMBEDDINGS_FORMAT_VERSION = 1
 
 NEGATION_WINDOW = 3
 NEGATED_VALENCE_FACTOR = -0.74  # VADER's N_SCALAR
@@ -69,42 +87,64 @@ LEX_NEGATIVE = "__lex_negative__"
 EXCLAMATION = "__exclamation__"
 
 
+def _normalise(text: str) -> str:
+    """Lower-cased, apostrophes unified, and as long as ``text`` (so that character offsets
+    stay valid for the embedding tokenizer's offsets); the rare character whose lower case is
+    longer ("İ") is left as it is."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        lowered = "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+    return lowered.translate(_APOSTROPHES)
+
+
 def tokenize(text: str) -> list[str]:
-    return _TOKEN_RE.findall(text.lower().translate(_APOSTROPHES))
+    return _TOKEN_RE.findall(_normalise(text))
 
 
 def _is_negator(token: str) -> bool:
     return token.endswith("n't") or token.replace("'", "") in NEGATORS
 
 
-def _sentences(tokens: list[str]) -> Iterable[list[str]]:
-    sentence: list[str] = []
-    for token in tokens:
+Span = tuple[int, int]  # character offsets [start, end) of a word in the text
+
+
+def _sentences(matches: Iterable[re.Match[str]]) -> Iterable[list[tuple[str, Span]]]:
+    sentence: list[tuple[str, Span]] = []
+    for match in matches:
+        token = match.group()
         if token in SENTENCE_END:
             if token == EXCLAMATION_MARK:
-                sentence.append(token)
+                sentence.append((token, match.span()))
             if sentence:
                 yield sentence
             sentence = []
         else:
-            sentence.append(token)
+            sentence.append((token, match.span()))
     if sentence:
         yield sentence
 
 
 def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
     """The raw (not yet normalised) feature values of one text."""
+    return analyse(text, lexicon)[0]
+
+
+def analyse(text: str, lexicon: dict[str, float]) -> tuple[dict[str, float], list[Span]]:
+    """The raw feature values of one text and the character spans of the words in a negation's
+    scope (the words that became ``NOT_<word>``): the static sentence embedding leaves those
+    out (:meth:`StaticEmbeddings.sentence_vector`), so "not bad" is not averaged as "bad"."""
     values: dict[str, float] = {}
+    negated_spans: list[Span] = []
 
     def add(key: str, amount: float) -> None:
         values[key] = values.get(key, 0.0) + amount
 
-    for sentence in _sentences(tokenize(text)):
+    for sentence in _sentences(_TOKEN_RE.finditer(_normalise(text))):
         contrast_at = max(
-            (i for i, token in enumerate(sentence) if token in CONTRAST_WORDS), default=-1)
+            (i for i, (token, _) in enumerate(sentence) if token in CONTRAST_WORDS), default=-1)
         negation_left = 0
         previous = ""
-        for i, token in enumerate(sentence):
+        for i, (token, span) in enumerate(sentence):
             if token == EXCLAMATION_MARK:
                 add(EXCLAMATION, 1.0)
                 continue
@@ -122,6 +162,8 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
                 weight = 1.0
                 negation_left = 0
             negated = negation_left > 0
+            if negated:
+                negated_spans.append(span)
             add(f"NOT_{token}" if negated else token, weight)
             if previous:
                 add(f"{previous} {token}", weight)
@@ -136,7 +178,86 @@ def features(text: str, lexicon: dict[str, float]) -> dict[str, float]:
                 negation_left = NEGATION_WINDOW
             elif negated:
                 negation_left -= 1
-    return values
+    return values, negated_spans
+
+
+class StaticEmbeddings:
+    """One static vector per WordPiece token id of the shipped tokenizer.
+
+    ``vectors`` is int8 ``(vocabulary size, dims)``; a row times ``scale`` is the token's vector.
+    Needs ``tokenizers`` (not onnxruntime: the transformer ran at training time only)."""
+
+    def __init__(self, vectors: npt.NDArray[np.int8], scale: npt.NDArray[np.float32],
+                 tokenizer_path: Path = TOKENIZER_PATH,
+                 metadata: dict[str, Any] | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self.vectors = vectors
+        self.scale = scale.astype(np.float32)
+        self.metadata = dict(metadata or {})
+        self.tokenizer_path = tokenizer_path
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        # The file pads/truncates to 128 for the transformer; a bag of vectors needs neither.
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        if self._tokenizer.get_vocab_size() != vectors.shape[0]:
+            raise ValueError(f"{tokenizer_path}: {self._tokenizer.get_vocab_size()} tokens, "
+                             f"embeddings have {vectors.shape[0]} rows")
+
+    @property
+    def dims(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def token_ids(self, text: str) -> list[int]:
+        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False).ids
+        return ids
+
+    def sentence_vector(self, text: str,
+                        skip: Sequence[Span] = ()) -> npt.NDArray[np.float32]:
+        """Mean of the token vectors, L2-normalised (zeros for a text without tokens).
+
+        ``skip``: character spans of ``text`` whose tokens are left out — the words in a
+        negation's scope (:func:`analyse`), so that "not bad" does not average to "bad"."""
+        if skip:
+            encoding = self._tokenizer.encode(text, add_special_tokens=False)
+            skipped = {position for start, end in skip for position in range(start, end)}
+            ids = [token_id for token_id, (start, _) in zip(encoding.ids, encoding.offsets,
+                                                            strict=True)
+                   if start not in skipped]
+        else:
+            ids = self.token_ids(text)
+        if not ids:
+            return np.zeros(self.dims, dtype=np.float32)
+        vector: npt.NDArray[np.float32] = (
+            self.vectors[ids].sum(axis=0, dtype=np.float32) * self.scale)
+        norm = float(np.sqrt(vector @ vector))
+        return vector / norm if norm > 0 else vector
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                format_version=np.asarray(EMBEDDINGS_FORMAT_VERSION),
+                vectors=self.vectors.astype(np.int8),
+                scale=self.scale.astype(np.float32),
+                metadata=np.asarray(json.dumps(self.metadata, sort_keys=True)),
+            )
+
+    @classmethod
+    def load(cls, path: Path = EMBEDDINGS_PATH,
+             tokenizer_path: Path | None = None) -> StaticEmbeddings:
+        with np.load(path, allow_pickle=False) as data:
+            version = int(data["format_version"])
+            if version != EMBEDDINGS_FORMAT_VERSION:
+                raise ValueError(f"{path}: embeddings format {version}, this code reads "
+                                 f"{EMBEDDINGS_FORMAT_VERSION}")
+            return cls(
+                vectors=np.ascontiguousarray(data["vectors"], dtype=np.int8),
+                scale=np.asarray(data["scale"], dtype=np.float32),
+                tokenizer_path=tokenizer_path or path.parent / TOKENIZER_PATH.name,
+                metadata=json.loads(str(data["metadata"])),
+            )
 
 
 @dataclass(frozen=True)
@@ -149,7 +270,8 @@ class SentimentResult:
 @dataclass(frozen=True)
 class SentimentModel:
     """A linear model over :func:`features`; ``weights`` has one row per feature, one column per
-    label in ``labels`` order."""
+    label in ``labels`` order. With ``embeddings``, ``dense_weights`` (one row per embedding
+    dimension) scores ``embedding_weight`` × the text's static sentence embedding as well."""
 
     vocabulary: dict[str, int]
     weights: npt.NDArray[np.float32]
@@ -157,12 +279,18 @@ class SentimentModel:
     labels: tuple[str, ...]
     lexicon: dict[str, float]
     metadata: dict[str, Any] = field(default_factory=dict)
+    embeddings: StaticEmbeddings | None = None
+    dense_weights: npt.NDArray[np.float32] | None = None
+    embedding_weight: float = 1.0
 
     def vector(self, text: str) -> tuple[list[int], npt.NDArray[np.float64]]:
         """Indices and L2-normalised values of the features of ``text`` this model knows."""
+        return self._sparse(features(text, self.lexicon))
+
+    def _sparse(self, raw: dict[str, float]) -> tuple[list[int], npt.NDArray[np.float64]]:
         indices: list[int] = []
         values: list[float] = []
-        for key, value in features(text, self.lexicon).items():
+        for key, value in raw.items():
             index = self.vocabulary.get(key)
             if index is not None:
                 indices.append(index)
@@ -172,10 +300,14 @@ class SentimentModel:
         return indices, (array / norm if norm > 0 else array)
 
     def logits(self, text: str) -> npt.NDArray[np.float64]:
-        indices, values = self.vector(text)
-        if not indices:
-            return self.bias.astype(np.float64)
-        result: npt.NDArray[np.float64] = values @ self.weights[indices] + self.bias
+        raw, negated_spans = analyse(text, self.lexicon)
+        indices, values = self._sparse(raw)
+        result: npt.NDArray[np.float64] = self.bias.astype(np.float64)
+        if indices:
+            result = result + values @ self.weights[indices]
+        if self.embeddings is not None and self.dense_weights is not None:
+            dense = self.embeddings.sentence_vector(text, negated_spans) @ self.dense_weights
+            result = result + self.embedding_weight * dense.astype(np.float64)
         return result
 
     def probabilities(self, text: str) -> npt.NDArray[np.float64]:
@@ -195,12 +327,19 @@ class SentimentModel:
         )
 
     def save(self, path: Path) -> None:
+        """Writes the linear model; the embedding table is a file of its own
+        (:meth:`StaticEmbeddings.save`), found beside the model by :meth:`load`."""
         keys = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
         words = sorted(self.lexicon)
+        dense: dict[str, Any] = {}
+        if self.dense_weights is not None:
+            dense = {"dense_weights": self.dense_weights.astype(np.float32),
+                     "embedding_weight": np.asarray(self.embedding_weight, dtype=np.float64)}
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             np.savez_compressed(
                 handle,
+                **dense,
                 format_version=np.asarray(FORMAT_VERSION),
                 vocabulary=np.asarray(keys, dtype=np.str_),
                 weights=self.weights.astype(np.float32),
@@ -212,7 +351,7 @@ class SentimentModel:
             )
 
     @classmethod
-    def load(cls, path: Path) -> SentimentModel:
+    def load(cls, path: Path, embeddings_path: Path | None = None) -> SentimentModel:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format_version"])
             if version != FORMAT_VERSION:
@@ -224,13 +363,31 @@ class SentimentModel:
                 for word, valence in zip(data["lexicon_words"].tolist(),
                                          data["lexicon_valences"].tolist(), strict=True)
             }
+            metadata = json.loads(str(data["metadata"]))
+            embeddings = dense_weights = None
+            embedding_weight = 1.0
+            if "dense_weights" in data.files:
+                dense_weights = np.ascontiguousarray(data["dense_weights"], dtype=np.float32)
+                embedding_weight = float(data["embedding_weight"])
+                embeddings = StaticEmbeddings.load(
+                    embeddings_path or path.parent / EMBEDDINGS_PATH.name)
+                expected = metadata.get("embeddings_id")
+                if expected and embeddings.metadata.get("id") != expected:
+                    raise ValueError(f"{path} was trained with static embeddings {expected}, "
+                                     f"found {embeddings.metadata.get('id')}; retrain")
+                if embeddings.dims != dense_weights.shape[0]:
+                    raise ValueError(f"{path}: {dense_weights.shape[0]} embedding weights, "
+                                     f"embeddings have {embeddings.dims} dimensions")
             return cls(
                 vocabulary=vocabulary,
                 weights=np.ascontiguousarray(data["weights"], dtype=np.float32),
                 bias=np.asarray(data["bias"], dtype=np.float32),
                 labels=tuple(str(label) for label in data["labels"].tolist()),
                 lexicon=lexicon,
-                metadata=json.loads(str(data["metadata"])),
+                metadata=metadata,
+                embeddings=embeddings,
+                dense_weights=dense_weights,
+                embedding_weight=embedding_weight,
             )
 
 
