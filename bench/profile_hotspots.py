@@ -105,6 +105,15 @@ class _PhaseTimers:
         ("cxm.identity.actions", "_merge_stored"),
         ("cxm.identity.actions", "_write_profile_updates"),
         ("cxm.core.audit", "record_many"),
+        # since the lock-scope rework: work before the transaction, the transaction's body,
+        # the end-of-transaction profile sweep, the audit insert
+        ("cxm.ingest.actions", "_prepare"),
+        ("cxm.ingest.actions", "_store_prepared"),
+        ("cxm.identity.actions", "_profile_facts"),
+        ("cxm.identity.actions", "_load_merge_facts"),
+        ("cxm.identity.actions", "_finish"),
+        ("cxm.identity.actions", "_lock_for_finish"),
+        ("cxm.core.audit", "_write"),
     )
 
     def __init__(self) -> None:

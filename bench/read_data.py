@@ -131,6 +131,16 @@ def _secondary_indexes(target: Target, conn: Any, table: str) -> list[tuple[str,
     return [(str(name), str(sql)) for name, sql in cur.fetchall()]
 
 
+def _has_table(target: Target, conn: Any, table: str) -> bool:
+    cur = conn.cursor()
+    if target.kind == "postgres":
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+    else:
+        cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    [table])
+    return bool(cur.fetchone()[0])
+
+
 def build(target: Target, profiles: int, events: int, seed: int = 5) -> Dataset:
     """Fill the (migrated, empty) database; returns what was loaded."""
     rng = random.Random(seed)
@@ -249,6 +259,12 @@ def build(target: Target, profiles: int, events: int, seed: int = 5) -> Dataset:
         t_events = time.perf_counter()
         for _, sql in indexes:
             cur.execute(sql)
+        # What ingest keeps per profile and channel (the migration's own fill statement,
+        # if this version of the schema has the table).
+        if _has_table(target, conn, "ingest_profilechannel"):
+            cur.execute("INSERT INTO ingest_profilechannel (profile_id, channel, count) "
+                        "SELECT profile_id, channel, count(*) FROM ingest_event "
+                        "WHERE profile_id IS NOT NULL GROUP BY profile_id, channel")
         if kind == "sqlite":
             cur.execute("COMMIT")
         else:
@@ -256,7 +272,10 @@ def build(target: Target, profiles: int, events: int, seed: int = 5) -> Dataset:
         t_index = time.perf_counter()
         if kind == "postgres":
             conn.autocommit = True
-            for table in ("identity_profile", "identity_identity", "ingest_event"):
+            for table in ("identity_profile", "identity_identity", "ingest_event",
+                          "ingest_profilechannel"):
+                if not _has_table(target, conn, table):
+                    continue
                 conn.execute(f"VACUUM ANALYZE {table}")
         else:
             cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")

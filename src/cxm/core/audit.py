@@ -209,8 +209,8 @@ def record(
 
 def record_read(actor: Actor, target_type: str, target_id: str, fields: Iterable[str]) -> None:
     """Someone was shown personal values: which fields (names only) of which record."""
-    record_many(actor, [Entry(READ_PERSONAL, target_type, target_id,
-                              {"fields": sorted(set(fields))})])
+    _record_reads(actor, [Entry(READ_PERSONAL, target_type, target_id,
+                                {"fields": sorted(set(fields))})])
 
 
 def record_reads(
@@ -218,8 +218,58 @@ def record_reads(
 ) -> int:
     """``record_read`` for a page of records (a search result, a list) in one statement."""
     shown = {"fields": sorted(set(fields))}
-    return record_many(actor, [Entry(READ_PERSONAL, target_type, str(target_id), shown)
-                               for target_id in target_ids])
+    return _record_reads(actor, [Entry(READ_PERSONAL, target_type, str(target_id), shown)
+                                 for target_id in target_ids])
+
+
+def _record_reads(actor: Actor, entries: list[Entry]) -> int:
+    """Read-audit rows are committed before the read is answered, like every audit row — but
+    outside a caller's transaction (a plain GET) their commit does not wait for the disk:
+    PostgreSQL ``synchronous_commit = off`` for that transaction, SQLite ``synchronous =
+    NORMAL`` (WAL) for it. The row survives the application process dying at any point after
+    the commit; only a crash of the database server or of the machine within about a second
+    (PostgreSQL: up to 3 × ``wal_writer_delay``; SQLite: until the next checkpoint or
+    synchronous commit) can lose the newest read rows — the chain stays valid, it just ends
+    earlier. Writes of data are never relaxed like this."""
+    if not entries:
+        return 0
+    if connection.in_atomic_block:
+        return record_many(actor, entries)
+    token = _relaxed.set(True)
+    try:
+        with _relaxed_durability(), transaction.atomic():
+            # PostgreSQL: SET LOCAL goes in the same round trip as the audit lock (below).
+            return record_many(actor, entries)
+    finally:
+        _relaxed.reset(token)
+
+
+_relaxed: ContextVar[bool] = ContextVar("cxm_audit_relaxed_commit", default=False)
+
+
+@contextmanager
+def _relaxed_durability() -> Iterator[None]:
+    if sql.is_postgres():
+        yield
+        return
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        row = cursor.fetchone()
+        before = int(row[0]) if row else 2
+        cursor.execute("PRAGMA journal_mode")
+        row = cursor.fetchone()
+        wal = bool(row) and str(row[0]).lower() == "wal"
+        if not wal or before <= 1:  # without WAL, NORMAL is not crash-safe; keep the setting
+            wal = False
+        else:
+            cursor.execute("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        if wal:
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA synchronous = {before}")
 
 
 def record_many(actor: Actor, entries: Iterable[Entry], at: datetime | None = None) -> int:
@@ -322,9 +372,12 @@ def _lock_and_read_head() -> tuple[int, str]:
             # Two statements in one round trip (no parameters: the simple query protocol). The
             # read must be a statement of its own: under READ COMMITTED each statement sees
             # what committed before it started, so it sees the row written while we waited.
-            cursor.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY[0]}, {_LOCK_KEY[1]}); "
+            relax = "SET LOCAL synchronous_commit TO off; " if _relaxed.get() else ""
+            cursor.execute(relax + f"SELECT pg_advisory_xact_lock({_LOCK_KEY[0]}, {_LOCK_KEY[1]}); "
                            + head_sql)
             cursor.nextset()
+            if relax:
+                cursor.nextset()
         else:
             cursor.execute(head_sql)
         head = cursor.fetchone()

@@ -9,7 +9,8 @@ multi-row ``INSERT … RETURNING`` per chunk. Everything else should use the ORM
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,8 @@ def adapt_datetime(value: datetime | None) -> Any:
     """What Django itself would store: naive UTC text on SQLite, the aware datetime on PG."""
     if value is None or is_postgres():
         return value
+    if value.tzinfo is UTC:  # the common case (ingest parses everything to UTC)
+        return value.replace(tzinfo=None).isoformat(sep=" ")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
@@ -67,6 +70,21 @@ def server_cursor() -> Any:
     return psycopg.Cursor(connection.connection)
 
 
+@contextmanager
+def sqlite_cursor() -> Iterator[Any]:
+    """The sqlite3 cursor under Django's connection, in its current transaction, with ``?``
+    placeholders and Django's error classes. Django's wrapper rewrites ``%s`` to ``?`` with a
+    regular expression on every call, which for a 1,200-placeholder insert costs more than the
+    insert's own Python work. (Statements sent here bypass ``connection.execute_wrapper``.)"""
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
 def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
     if not rows:
         return
@@ -74,8 +92,8 @@ def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with server_cursor() as pg_cursor:
             pg_cursor.executemany(sql, rows)
         return
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+    with sqlite_cursor() as cursor:
+        cursor.executemany(sql.replace("%s", "?"), rows)
 
 
 def insert_rows(
@@ -113,8 +131,8 @@ def insert_rows(
                 if returned:
                     out.extend(r[0] if single else tuple(r) for r in pg_cursor.fetchall())
         return out
-    with connection.cursor() as cursor:
-        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with sqlite_cursor() as cursor:
+        placeholder = "(" + ", ".join(["?"] * len(columns)) + ")"
         per_chunk = max(1, min(1000, _SQLITE_MAX_VARIABLES // len(columns)))
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start:start + per_chunk]

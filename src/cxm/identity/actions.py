@@ -1,9 +1,29 @@
 """Every write to profiles and identities goes through here.
 
 ``resolve_messages`` is registered as ingest's resolver and runs inside ingest's transaction.
-On PostgreSQL it first takes transaction-scoped advisory locks on the batch's identifiers
-(sorted, so two batches never deadlock), which is what stops two concurrent first events of
-one person from creating two profiles. SQLite needs no lock: its writers are serialised.
+
+Concurrency (PostgreSQL, where batches run in parallel; SQLite serialises its writers):
+
+* Identifiers are read without locks. Only identifiers this batch would *create* (or every
+  identifier of the batch, when it merges stored profiles) are locked — transaction-scoped
+  advisory locks, sorted, taken in one statement before anything else is locked — and then
+  read again. That is what stops two concurrent first events of one person from creating two
+  profiles; identifiers that already resolve need no lock, so batches about the same known,
+  active person run in parallel.
+* Every profile a batch writes to is locked once, in id order, in one statement
+  (``SELECT … ORDER BY id FOR NO KEY UPDATE``: writers of a profile queue on each other, but
+  not the foreign-key checks PostgreSQL runs at commit for rows pointing at it) at the very end
+  (``_finish``), after the events are inserted; traits, preferences and consent are folded
+  there and the counters (events per profile and channel, first/last seen) added in one
+  statement each, so the hot rows of active profiles are held only for the end of the
+  transaction. A batch that merges locks its stored profiles, in id order, before it moves
+  anything.
+* If that sweep finds a profile merged by a concurrent batch since it was read, or a
+  concurrent request stored one of the batch's messageIds first, the batch is rolled back and
+  run again (``pipeline.RetryBatch``); a merge locks both profiles before it moves their
+  identities and events, so either it sees this batch's rows or this batch sees the merge.
+* When the batch cannot be retried (it runs inside a caller's transaction), everything is
+  locked up front as before: every identifier, then every profile involved.
 """
 
 from __future__ import annotations
@@ -13,11 +33,11 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
-from django.db.models import Q
 
 from cxm.core import audit, pii, sql
 from cxm.core.clock import now
@@ -25,8 +45,9 @@ from cxm.core.errors import Conflict, InvalidInput, NotFound
 from cxm.core.ids import uuid7
 from cxm.identity import rules
 from cxm.identity.models import Identity, Merge, MergeBlock, Profile
-from cxm.ingest.models import Event
-from cxm.ingest.pipeline import Resolution
+from cxm.ingest import pipeline
+from cxm.ingest.models import Event, ProfileChannel
+from cxm.ingest.pipeline import Resolution, Resolutions
 from cxm.ingest.spec import Message
 
 logger = logging.getLogger(__name__)
@@ -50,138 +71,218 @@ def _lock_keys(keys: set[rules.IdentKey]) -> None:
         )
 
 
-def _load_owners(keys: set[rules.IdentKey]) -> dict[rules.IdentKey, tuple[int, uuid.UUID]]:
+def _to_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _to_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _in_clause(values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``= ANY(%s)`` on PostgreSQL (one array parameter), ``IN (%s, …)`` on SQLite."""
+    if sql.is_postgres():
+        return "= ANY(%s)", [list(values)]
+    return "IN (" + ", ".join(["%s"] * len(values)) + ")", list(values)
+
+
+def _load_owners(
+    index_of: dict[rules.IdentKey, str],
+) -> dict[rules.IdentKey, tuple[int, uuid.UUID]]:
     """Who owns each identifier. The planner works with plaintext values; the table holds their
     blind index, so look up by index and map back."""
-    by_index: dict[tuple[str, str], rules.IdentKey] = {
-        (kind, pii.lookup_key(kind, value)): (kind, value) for kind, value in keys
-    }
+    by_index = {(kind, index): key for key, index in index_of.items() for kind in (key[0],)}
     found: dict[rules.IdentKey, tuple[int, uuid.UUID]] = {}
-    indexes = list({index for _, index in by_index})
-    for start in range(0, len(indexes), 500):
-        rows = Identity.objects.filter(value__in=indexes[start:start + 500]).values_list(
-            "id", "kind", "value", "profile_id")
-        for ident_id, kind, index, profile_id in rows:
-            key = by_index.get((kind, index))
-            if key is not None:
-                found[key] = (ident_id, profile_id)
+    indexes = list({index for index in index_of.values()})
+    with connection.cursor() as cursor:
+        for start in range(0, len(indexes), 500):
+            clause, params = _in_clause(indexes[start:start + 500])
+            cursor.execute("SELECT id, kind, value, profile_id FROM identity_identity "
+                           f"WHERE value {clause}", params)
+            for ident_id, kind, index, profile_id in cursor.fetchall():
+                key = by_index.get((kind, index))
+                if key is not None:
+                    found[key] = (ident_id, _to_uuid(profile_id))
     return found
 
 
-_DATA_FIELDS = ("traits", "preferences", "consent", "display_name", "email", "phone",
-                "search_index")
+def _profile_facts(
+    ids: set[uuid.UUID], *, lock: bool = False,
+) -> dict[uuid.UUID, tuple[datetime, uuid.UUID | None]]:
+    """(created_at, merged_into) of profiles — plain values, no model instances."""
+    if not ids:
+        return {}
+    ordered = sorted(ids, key=str)
+    clause, params = _in_clause([sql.adapt_uuid(pid) for pid in ordered])
+    tail = " ORDER BY id FOR NO KEY UPDATE" if lock and sql.is_postgres() else ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, created_at, merged_into_id FROM identity_profile "
+                       f"WHERE id {clause}{tail}", params)
+        return {_to_uuid(pid): (_to_datetime(created), _to_uuid(merged) if merged else None)
+                for pid, created, merged in cursor.fetchall()}
 
 
-def _lock_profiles(ids: set[uuid.UUID], *, with_data: bool = True) -> dict[uuid.UUID, Profile]:
-    """Lock (PostgreSQL) and load profiles. ``with_data=False`` leaves traits, consent and the
-    display fields unloaded — most batches only count events — and :func:`_load_data` fetches
-    them for the profiles that need them, in one query."""
+def _lock_profiles(ids: set[uuid.UUID]) -> dict[uuid.UUID, Profile]:
+    """Lock (PostgreSQL, in id order) and load whole profiles."""
     if not ids:
         return {}
     query = Profile.objects.filter(id__in=sorted(ids, key=str)).order_by("id")
-    if not with_data:
-        query = query.defer(*_DATA_FIELDS)
     if connection.vendor == "postgresql":
-        query = query.select_for_update()
+        query = query.select_for_update(no_key=True)
     return {p.id: p for p in query}
 
 
-def _load_data(profiles: dict[uuid.UUID, Profile], ids: set[uuid.UUID]) -> None:
-    missing = [pid for pid in ids if pid in profiles
-               and "traits" in profiles[pid].get_deferred_fields()]
-    if not missing:
-        return
-    for row in Profile.objects.filter(id__in=missing).values("id", *_DATA_FIELDS):
-        profile = profiles[row.pop("id")]
-        for name, value in row.items():
-            setattr(profile, name, value)
+def index_identifiers(messages: Sequence[Message]) -> dict[rules.IdentKey, str]:
+    """Ingest's precompute hook (runs before the transaction): the blind index of every
+    identifier the batch will look up, so the keyed hashing is not done under the lock."""
+    keys = rules.lookup_candidates(k for m in messages for k in m.identifiers)
+    return {key: pii.lookup_key(key[0], key[1]) for key in keys}
 
 
 def lock_identifiers(messages: Sequence[Message]) -> None:
-    """Ingest's preparer: serialise concurrent batches that share an identifier."""
-    _lock_keys(rules.lookup_candidates(k for m in messages for k in m.identifiers))
+    """Ingest's preparer (runs before the messageId check). Only when the batch cannot be
+    retried does it lock every identifier up front, as a whole-batch critical section; the
+    retryable path locks what it must inside :func:`resolve_messages`."""
+    if pipeline.lock_hint.get() == pipeline.LOCK_ALL:
+        _lock_keys(rules.lookup_candidates(k for m in messages for k in m.identifiers))
 
 
-def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> list[Resolution]:
+def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> Resolutions:
     """Assign each message to a profile, creating, linking and merging as the rules say.
-    Runs after :func:`lock_identifiers` (ingest's preparer) in the same transaction, which has
-    already taken the identifier locks."""
+    Profile counters are written by the returned ``finish`` once the events are stored."""
     batch_time = now()
     keys = rules.lookup_candidates(k for m in messages for k in m.identifiers)
+    known = pipeline.precomputed.get() or {}
+    index_of = {key: known.get(key) or pii.lookup_key(key[0], key[1]) for key in keys}
+    pg = sql.is_postgres()
+    hint = pipeline.lock_hint.get()
+    conservative = hint == pipeline.LOCK_ALL
+    locked: set[rules.IdentKey] = set(keys) if conservative else set()
+    if pg and not conservative and hint:
+        locked = set(hint) & keys
+        _lock_keys(locked)
+    batch = [rules.MessageIds(m.message_id, m.identifiers, m.type == "alias") for m in messages]
+    owners: dict[rules.IdentKey, tuple[int, uuid.UUID]] = {}
+    found: dict[uuid.UUID, tuple[datetime, uuid.UUID | None]] = {}
+    user_ids: dict[uuid.UUID, set[str]] = {}
+    blocked: set[frozenset[uuid.UUID]] = set()
+    to_read = index_of
     for _attempt in range(_MAX_RESOLVE_ATTEMPTS):
-        owners = _load_owners(keys)
-        profiles = _lock_profiles({pid for _, pid in owners.values()}, with_data=False)
+        owners.update(_load_owners(to_read))
+        owner_ids = {pid for _, pid in owners.values()}
+        found.update(_profile_facts(owner_ids - set(found), lock=pg and conservative))
         # A profile merged away by a concurrent batch after we read its identities: read again.
-        if all(p.merged_into_id is None for p in profiles.values()) and len(profiles) == len(
-            {pid for _, pid in owners.values()}
-        ):
-            break
+        if len(found) != len(owner_ids) or any(m is not None for _, m in found.values()):
+            owners, found, user_ids, blocked, to_read = {}, {}, {}, set(), index_of
+            continue
+        facts: dict[uuid.UUID, rules.ProfileFacts] = {
+            pid: rules.ProfileFacts(created_at=created, persisted=True)
+            for pid, (created, _) in found.items()
+        }
+        owner_map = {key: pid for key, (_, pid) in owners.items()}
+        plan = rules.plan_batch(batch, owner_map, facts, set(), batch_time, uuid7)
+        if plan.touched_stored:
+            # User ids and unmerge blocks only matter when stored profiles would merge, which
+            # is rare; plan again with them rather than load them for every batch.
+            unread = {pid: facts[pid] for pid in facts if pid not in user_ids}
+            blocked |= _load_merge_facts(unread)
+            user_ids.update((pid, f.user_ids) for pid, f in unread.items())
+            for pid, f in facts.items():
+                f.user_ids = set(user_ids[pid])
+            plan = rules.plan_batch(batch, owner_map, facts, blocked, batch_time, uuid7)
+        if pg:
+            need = ({key for key, _ in plan.new_identities}
+                    | (keys if plan.merges else set()))
+            missing = need - locked
+            if missing:
+                if locked:
+                    # Locking more while holding some could deadlock with another batch:
+                    # start again, taking them all in one sorted statement.
+                    raise pipeline.RetryBatch(locked | need)
+                _lock_keys(missing)
+                locked |= missing
+                # Read those again: a batch we waited for may have created them. Identifiers
+                # read before keep their owner; if a concurrent merge moved one since, the
+                # final sweep (_finish) sees the merged profile and the batch runs again.
+                to_read = {key: index_of[key] for key in missing}
+                continue
+        break
     else:
         raise Conflict("profiles kept changing during identity resolution; retry the request",
                        code="identity_contention", status=503)
+    return _apply(plan, messages, owners, facts, index_of, actor, batch_time)
 
-    facts: dict[uuid.UUID, rules.ProfileFacts] = {
-        pid: rules.ProfileFacts(created_at=p.created_at, persisted=True)
-        for pid, p in profiles.items()
-    }
-    owner_map = {key: pid for key, (_, pid) in owners.items()}
-    batch = [rules.MessageIds(m.message_id, m.identifiers, m.type == "alias") for m in messages]
-    plan = rules.plan_batch(batch, owner_map, facts, set(), batch_time, uuid7)
-    if plan.touched_stored:
-        # User ids and unmerge blocks only matter when stored profiles would merge, which is
-        # rare; plan again with them rather than load them for every batch.
-        pids = list(profiles)
-        for pid, protected in Identity.objects.filter(
-            profile_id__in=pids, kind=rules.KIND_USER_ID
-        ).values_list("profile_id", "protected_value"):
-            facts[pid].user_ids.add(pii.reveal(protected))
-        blocked: set[frozenset[uuid.UUID]] = set()
-        for low, high in MergeBlock.objects.filter(
-            Q(profile_low_id__in=pids) | Q(profile_high_id__in=pids)
-        ).values_list("profile_low_id", "profile_high_id"):
-            blocked.add(frozenset((low, high)))
-        plan = rules.plan_batch(batch, owner_map, facts, blocked, batch_time, uuid7)
-    return _apply(plan, messages, owners, profiles, actor, batch_time)
+
+# Ingest runs this before its transaction (``pipeline.precompute``).
+resolve_messages.precompute = index_identifiers  # type: ignore[attr-defined]
+
+
+def _load_merge_facts(facts: dict[uuid.UUID, rules.ProfileFacts]) -> set[frozenset[uuid.UUID]]:
+    """Stored user ids (into ``facts``) and unmerge blocks of the batch's stored profiles."""
+    pids = [sql.adapt_uuid(pid) for pid in facts if facts[pid].persisted]
+    blocked: set[frozenset[uuid.UUID]] = set()
+    if not pids:
+        return blocked
+    with connection.cursor() as cursor:
+        for start in range(0, len(pids), 400):
+            clause, params = _in_clause(pids[start:start + 400])
+            cursor.execute("SELECT profile_id, protected_value FROM identity_identity "
+                           f"WHERE kind = %s AND profile_id {clause}",
+                           [rules.KIND_USER_ID, *params])
+            for pid, protected in cursor.fetchall():
+                facts[_to_uuid(pid)].user_ids.add(pii.reveal(protected))
+            cursor.execute("SELECT profile_low_id, profile_high_id FROM identity_mergeblock "
+                           f"WHERE profile_low_id {clause} OR profile_high_id {clause}",
+                           params + params)
+            for low, high in cursor.fetchall():
+                blocked.add(frozenset((_to_uuid(low), _to_uuid(high))))
+    return blocked
 
 
 def _apply(
     plan: rules.Plan, messages: Sequence[Message],
-    owners: dict[rules.IdentKey, tuple[int, uuid.UUID]], profiles: dict[uuid.UUID, Profile],
+    owners: dict[rules.IdentKey, tuple[int, uuid.UUID]],
+    facts: dict[uuid.UUID, rules.ProfileFacts], index_of: dict[rules.IdentKey, str],
     actor: audit.Actor, batch_time: datetime,
-) -> list[Resolution]:
+) -> Resolutions:
     entries: list[audit.Entry] = []
-    new_rows = [Profile(id=pid, created_at=batch_time, updated_at=batch_time)
-                for pid in plan.new_profiles]
     stamp = sql.adapt_datetime(batch_time)
     empty = sql.adapt_json({})
+    new_ids = set(plan.new_profiles)
     sql.insert_rows(
         Profile,
         ("id", "created_at", "updated_at", "event_count", "traits", "preferences", "consent",
          "display_name", "email", "phone", "search_index"),
-        [(sql.adapt_uuid(p.id), stamp, stamp, 0, empty, empty, empty, "", "", "", "")
-         for p in new_rows],
+        [(sql.adapt_uuid(pid), stamp, stamp, 0, empty, empty, empty, "", "", "", "")
+         for pid in plan.new_profiles],
         returning=None,
     )
-    for new_profile in new_rows:
-        profiles[new_profile.id] = new_profile
-        entries.append(audit.Entry("profile.created", "profile", str(new_profile.id), {}))
-    _load_data(profiles, {p for m in plan.merges for p in (m.survivor, m.merged)} | {
-        plan.assignments[i][0] for i, m in enumerate(messages) if m.traits or m.consent})
+    entries.extend(audit.Entry("profile.created", "profile", str(pid), {})
+                   for pid in plan.new_profiles)
 
-    for merge in plan.merges:
-        _merge_stored(profiles[merge.survivor], profiles[merge.merged], merge.reason, actor,
-                      batch_time)
-        entries.append(audit.Entry("profile.merged", "profile", str(merge.survivor),
-                                   {"merged": str(merge.merged), **merge.reason}))
+    if plan.merges:
+        # A merge locks every stored profile of the batch now, in id order (so the final
+        # sweep in _finish takes no lock out of order), and loads the two it merges.
+        merging = {p for m in plan.merges for p in (m.survivor, m.merged)}
+        _profile_facts(set(facts) - new_ids, lock=True)
+        profiles = _lock_profiles(merging)
+        if any(p.merged_into_id is not None for p in profiles.values()):
+            _changed_under_us()
+        for merge in plan.merges:
+            _merge_stored(profiles[merge.survivor], profiles[merge.merged], merge.reason, actor,
+                          batch_time)
+            entries.append(audit.Entry("profile.merged", "profile", str(merge.survivor),
+                                       {"merged": str(merge.merged), **merge.reason}))
 
     source = actor.label[:40]
-    index_of = {key: pii.lookup_key(key[0], key[1]) for key, _ in plan.new_identities}
     inserted = sql.insert_rows(
         Identity, ("kind", "value", "protected_value", "profile_id", "source", "created_at"),
         [(kind, index_of[(kind, value)], pii.protect(value), sql.adapt_uuid(pid), source, stamp)
          for (kind, value), pid in plan.new_identities],
         returning=("id", "kind", "value"),
-    )
+    ) if plan.new_identities else []
     key_of = {(key[0], index): key for key, index in index_of.items()}
     ident_ids: dict[rules.IdentKey, int] = {k: i for k, (i, _) in owners.items()}
     for ident_id, kind, index in inserted:
@@ -191,52 +292,29 @@ def _apply(
         linked_kinds[pid].append(kind)
     for pid, kinds in linked_kinds.items():
         entries.append(audit.Entry("identity.linked", "profile", str(pid), {"kinds": kinds}))
-
-    # Fold traits, preferences, consent and activity into each touched profile, oldest first.
-    order = sorted(range(len(messages)), key=lambda i: messages[i].timestamp)
-    touched: dict[uuid.UUID, dict[str, Any]] = {}
-    for index in order:
-        message = messages[index]
-        pid = plan.assignments[index][0]
-        profile = profiles[pid]
-        state = touched.setdefault(pid, {"changed": set(), "consent": set(), "count": 0,
-                                         "first": None, "last": None})
-        state["count"] += 1
-        if state["first"] is None or message.timestamp < state["first"]:
-            state["first"] = message.timestamp
-        if state["last"] is None or message.timestamp > state["last"]:
-            state["last"] = message.timestamp
-        if message.traits or message.consent:
-            at = rules.stamp(message.timestamp)
-            state["changed"].update(
-                rules.fold_traits(profile.traits, message.traits, source=actor.label, at=at))
-            state["changed"].update(
-                f"preferences.{k}" for k in
-                rules.fold_preferences(profile.preferences, message.traits, source=actor.label,
-                                       at=at))
-            state["consent"].update(rules.fold_consent(
-                profile.consent, rules.consent_updates(message.traits, message.consent),
-                source=actor.label, at=at))
-
-    updates = []
-    for pid, state in touched.items():
-        profile = profiles[pid]
-        if state["changed"]:
-            _set_display(profile)
-            entries.append(audit.Entry("profile.traits_changed", "profile", str(pid),
-                                       {"keys": sorted(state["changed"])}))
-        if state["consent"]:
-            entries.append(audit.Entry("profile.consent_changed", "profile", str(pid),
-                                       {"keys": sorted(state["consent"])}))
-        first = state["first"] if profile.first_seen is None else min(profile.first_seen,
-                                                                       state["first"])
-        last = state["last"] if profile.last_seen is None else max(profile.last_seen,
-                                                                    state["last"])
-        updates.append(_ProfileUpdate(profile, state["count"], first, last,
-                                      bool(state["changed"] or state["consent"])))
-    _write_profile_updates(updates, batch_time)
     audit.record_many(actor, entries, batch_time)
-    return [Resolution(pid, ident_ids.get(key)) for pid, key in plan.assignments]
+
+    result = Resolutions(Resolution(pid, ident_ids.get(key)) for pid, key in plan.assignments)
+
+    def finish(stored: list[int]) -> None:
+        _finish([(result[i].profile_id, messages[i]) for i in stored], actor, batch_time)
+
+    result.finish = finish
+    return result
+
+
+def _changed_under_us() -> None:
+    """A profile this batch read was merged by a concurrent batch since."""
+    if sql.is_postgres() and pipeline.lock_hint.get() != pipeline.LOCK_ALL:
+        raise pipeline.RetryBatch(pipeline.LOCK_ALL)
+    raise Conflict("profiles kept changing during identity resolution; retry the request",
+                   code="identity_contention", status=503)
+
+
+# The traits rules.display_fields reads: a change to any other leaves the display fields as
+# they are.
+_DISPLAY_TRAITS = frozenset({"name", "firstName", "first_name", "lastName", "last_name", "email",
+                             "phone"})
 
 
 def _set_display(profile: Profile) -> None:
@@ -248,45 +326,200 @@ def _set_display(profile: Profile) -> None:
     profile.search_index = pii.search_tokens(rules.search_words(name, email, phone))
 
 
-class _ProfileUpdate:
-    __slots__ = ("count", "first", "last", "profile", "with_data")
+def _lock_for_finish(
+    ids: list[uuid.UUID], data_ids: set[uuid.UUID],
+) -> dict[uuid.UUID, Profile | None]:
+    """Every profile the batch writes to, locked in one statement in id order (PostgreSQL; the
+    only row locks a batch without merges takes, so batches cannot deadlock on them), with
+    traits, preferences and consent loaded only for ``data_ids``."""
+    pg = sql.is_postgres()
+    data = [sql.adapt_uuid(pid) for pid in sorted(data_ids, key=str)]
+    if pg:
+        query = ("SELECT id, merged_into_id, "
+                 "CASE WHEN id = ANY(%s) THEN traits END, "
+                 "CASE WHEN id = ANY(%s) THEN preferences END, "
+                 "CASE WHEN id = ANY(%s) THEN consent END "
+                 "FROM identity_profile WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE")
+        params: list[Any] = [data, data, data, ids]
+        with sql.server_cursor() as cursor:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+    else:
+        out: list[Any] = []
+        with connection.cursor() as cursor:
+            if data:
+                clause, params = _in_clause(data)
+                cursor.execute("SELECT id, merged_into_id, traits, preferences, consent "
+                               f"FROM identity_profile WHERE id {clause}", params)
+                out.extend(cursor.fetchall())
+            rest = [pid.hex for pid in ids if pid not in data_ids]
+            for start in range(0, len(rest), 900):
+                clause, params = _in_clause(rest[start:start + 900])
+                cursor.execute("SELECT id, merged_into_id, NULL, NULL, NULL "
+                               f"FROM identity_profile WHERE id {clause}", params)
+                out.extend(cursor.fetchall())
+        rows = out
+    profiles: dict[uuid.UUID, Profile | None] = {}
+    for pid, merged, traits, preferences, consent in rows:
+        if merged is not None:
+            _changed_under_us()
+        if traits is None:
+            profiles[_to_uuid(pid)] = None  # locked, counters only: no model instance
+            continue
+        profile = Profile(id=_to_uuid(pid), traits=_json(traits), preferences=_json(preferences),
+                          consent=_json(consent))
+        profiles[profile.id] = profile
+    return profiles
 
-    def __init__(self, profile: Profile, count: int, first: datetime, last: datetime,
-                 with_data: bool):
-        self.profile, self.count, self.first, self.last = profile, count, first, last
-        self.with_data = with_data
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _write_profile_updates(updates: list[_ProfileUpdate], at: datetime) -> None:
-    """One statement per profile, sent with executemany: the ORM's per-row save() costs ~10x
-    more per row on the ingest hot path, and bulk_update cannot add to a counter."""
-    if not updates:
+def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: datetime) -> None:
+    """The batch's writes to its profiles, after its events are inserted: traits, preferences
+    and consent folded in (oldest message first), then the counters (events, first and last
+    seen, events per channel) added — one sweep of row locks, then one statement each."""
+    if not stored:
         return
+    per_profile: dict[uuid.UUID, list[Any]] = {}
+    per_channel: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
+    with_data: list[tuple[uuid.UUID, Message]] = []
+    for pid, message in stored:
+        when = message.timestamp
+        state = per_profile.get(pid)
+        if state is None:
+            per_profile[pid] = [1, when, when]
+        else:
+            state[0] += 1
+            if when < state[1]:
+                state[1] = when
+            if when > state[2]:
+                state[2] = when
+        per_channel[(pid, message.channel)] += 1
+        if message.traits or message.consent:
+            with_data.append((pid, message))
+    order = sorted(per_profile, key=str)
+    profiles = _lock_for_finish(order, {pid for pid, _ in with_data})
+    if len(profiles) != len(order):
+        _changed_under_us()
+
+    entries: list[audit.Entry] = []
+    changed: dict[uuid.UUID, set[str]] = defaultdict(set)
+    consent_changed: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for pid, message in sorted(with_data, key=lambda item: item[1].timestamp):
+        profile = profiles[pid]
+        assert profile is not None
+        stamp = rules.stamp(message.timestamp)
+        changed[pid].update(
+            rules.fold_traits(profile.traits, message.traits, source=actor.label, at=stamp))
+        changed[pid].update(
+            f"preferences.{k}" for k in
+            rules.fold_preferences(profile.preferences, message.traits, source=actor.label,
+                                   at=stamp))
+        consent_changed[pid].update(rules.fold_consent(
+            profile.consent, rules.consent_updates(message.traits, message.consent),
+            source=actor.label, at=stamp))
+    data_updates: list[Profile] = []
+    display_updates: list[Profile] = []
+    for pid in order:
+        keys, consent_keys = changed.get(pid), consent_changed.get(pid)
+        if not keys and not consent_keys:
+            continue
+        profile = profiles[pid]
+        assert profile is not None
+        if keys and not keys.isdisjoint(_DISPLAY_TRAITS):
+            # Name, email and phone (encrypted) and the search tokens change only with these.
+            _set_display(profile)
+            display_updates.append(profile)
+        else:
+            data_updates.append(profile)
+        if keys:
+            entries.append(audit.Entry("profile.traits_changed", "profile", str(pid),
+                                       {"keys": sorted(keys)}))
+        if consent_keys:
+            entries.append(audit.Entry("profile.consent_changed", "profile", str(pid),
+                                       {"keys": sorted(consent_keys)}))
+
     table = connection.ops.quote_name(Profile._meta.db_table)
-    when = sql.adapt_datetime(at)
-
-    def first_last_id(u: _ProfileUpdate) -> tuple[Any, Any, Any, Any]:
-        return (sql.adapt_datetime(u.first), sql.adapt_datetime(u.last), when,
-                sql.adapt_uuid(u.profile.id))
-
-    simple = [u for u in updates if not u.with_data]
-    full = [u for u in updates if u.with_data]
-    if simple:
+    when_at = sql.adapt_datetime(at)
+    if display_updates:
         sql.execute_many(
-            f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
-            f"last_seen = %s, updated_at = %s WHERE id = %s",
-            [(u.count, *first_last_id(u)) for u in simple],
-        )
-    if full:
-        sql.execute_many(
-            f"UPDATE {table} SET event_count = event_count + %s, first_seen = %s, "
-            f"last_seen = %s, updated_at = %s, traits = %s, preferences = %s, consent = %s, "
+            f"UPDATE {table} SET traits = %s, preferences = %s, consent = %s, "
             f"display_name = %s, email = %s, phone = %s, search_index = %s WHERE id = %s",
-            [(u.count, *first_last_id(u)[:3], sql.adapt_json(u.profile.traits),
-              sql.adapt_json(u.profile.preferences), sql.adapt_json(u.profile.consent),
-              u.profile.display_name, u.profile.email, u.profile.phone,
-              u.profile.search_index, sql.adapt_uuid(u.profile.id)) for u in full],
+            [(sql.adapt_json(p.traits), sql.adapt_json(p.preferences), sql.adapt_json(p.consent),
+              p.display_name, p.email, p.phone, p.search_index, sql.adapt_uuid(p.id))
+             for p in display_updates],
         )
+    if data_updates:
+        sql.execute_many(
+            f"UPDATE {table} SET traits = %s, preferences = %s, consent = %s WHERE id = %s",
+            [(sql.adapt_json(p.traits), sql.adapt_json(p.preferences), sql.adapt_json(p.consent),
+              sql.adapt_uuid(p.id)) for p in data_updates],
+        )
+    channels = sorted(per_channel, key=lambda k: (str(k[0]), k[1]))
+    if sql.is_postgres():
+        with sql.server_cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS p SET event_count = p.event_count + u.n, "
+                "first_seen = LEAST(p.first_seen, u.f), last_seen = GREATEST(p.last_seen, u.l), "
+                "updated_at = %s "
+                "FROM unnest(%s::uuid[], %s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+                "AS u(id, n, f, l) WHERE p.id = u.id",
+                [at, order, [per_profile[p][0] for p in order],
+                 [per_profile[p][1] for p in order], [per_profile[p][2] for p in order]],
+            )
+            cursor.execute(
+                "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
+                "SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::bigint[]) "
+                "ON CONFLICT (profile_id, channel) DO UPDATE "
+                "SET count = ingest_profilechannel.count + excluded.count",
+                [[k[0] for k in channels], [k[1] for k in channels],
+                 [per_channel[k] for k in channels]],
+            )
+    else:
+        sql.execute_many(
+            f"UPDATE {table} SET event_count = event_count + %s, "
+            "first_seen = min(coalesce(first_seen, %s), %s), "
+            "last_seen = max(coalesce(last_seen, %s), %s), updated_at = %s WHERE id = %s",
+            [(state[0], first, first, last, last, when_at, pid.hex)
+             for pid in order for state in (per_profile[pid],)
+             for first, last in ((sql.adapt_datetime(state[1]),
+                                  sql.adapt_datetime(state[2])),)],
+        )
+        sql.execute_many(
+            "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
+            "VALUES (%s, %s, %s) ON CONFLICT (profile_id, channel) DO UPDATE "
+            "SET count = ingest_profilechannel.count + excluded.count",
+            [(k[0].hex, k[1], per_channel[k]) for k in channels],
+        )
+    audit.record_many(actor, entries, at)
+
+
+def _move_channels(survivor: uuid.UUID, merged: uuid.UUID) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
+            "SELECT %s, channel, count FROM ingest_profilechannel WHERE profile_id = %s "
+            "ON CONFLICT (profile_id, channel) DO UPDATE "
+            "SET count = ingest_profilechannel.count + excluded.count",
+            [sql.adapt_uuid(survivor), sql.adapt_uuid(merged)],
+        )
+    ProfileChannel.objects.filter(profile_id=merged).delete()
+
+
+def recount_channels(profile_ids: Sequence[uuid.UUID]) -> None:
+    """Recount events per channel of these profiles from their events (unmerge, retention)."""
+    ids = list(profile_ids)
+    if not ids:
+        return
+    ProfileChannel.objects.filter(profile_id__in=ids).delete()
+    clause, params = _in_clause([sql.adapt_uuid(pid) for pid in ids])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
+            "SELECT profile_id, channel, count(*) FROM ingest_event "
+            f"WHERE profile_id {clause} GROUP BY profile_id, channel", params)
 
 
 def _merge_stored(
@@ -296,6 +529,7 @@ def _merge_stored(
     moved = list(Identity.objects.filter(profile_id=merged.id).values_list("id", flat=True))
     Identity.objects.filter(profile_id=merged.id).update(profile_id=survivor.id)
     Event.objects.filter(profile_id=merged.id).update(profile_id=survivor.id)
+    _move_channels(survivor.id, merged.id)
     rules.merge_stamped(survivor.traits, merged.traits)
     rules.merge_stamped(survivor.preferences, merged.preferences)
     rules.merge_stamped(survivor.consent, merged.consent)
@@ -439,3 +673,4 @@ def recompute_profile(profile: Profile, at: datetime) -> None:
     profile.event_count, profile.first_seen, profile.last_seen = count, first, last
     profile.updated_at = at
     profile.save()
+    recount_channels([profile.id])

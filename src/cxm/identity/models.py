@@ -90,3 +90,4 @@ class MergeBlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_low_id} x {self.profile_high_id}"
+

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Q
 
 from cxm.core import pii
 from cxm.core.errors import InvalidInput, NotFound
 from cxm.core.registry import Subject
 from cxm.identity.models import Identity, Merge, Profile
 from cxm.ingest import spec
-from cxm.ingest.models import Event
+from cxm.ingest.models import Event, ProfileChannel
 
 _MAX_MERGE_HOPS = 20
 LOOKUP_KINDS = ("user_id", "anonymous_id", "email", "phone")
@@ -207,9 +207,11 @@ def timeline(
 
 
 def channel_counts(profile: Profile) -> dict[str, int]:
-    rows = (Event.objects.filter(profile_id=profile.id).values("channel")
-            .annotate(n=Count("id")).order_by("-n"))
-    return {r["channel"]: r["n"] for r in rows}
+    """Events per channel, most first — kept by ingest (``ProfileChannel``), so a read costs
+    the same for a profile with five events and one with fifty thousand."""
+    rows = (ProfileChannel.objects.filter(profile_id=profile.id, count__gt=0)
+            .order_by("-count", "channel").values_list("channel", "count"))
+    return dict(rows)
 
 
 def reveal(stored: str) -> str:

@@ -6,9 +6,13 @@ acknowledged message survives the process being killed right after.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -96,54 +100,286 @@ def validate_messages(
     return messages, rejected
 
 
+_MAX_ATTEMPTS = 6
+
+
+def _is_deadlock(error: BaseException) -> bool:
+    """PostgreSQL's deadlock_detected (40P01): two transactions waited for each other and one
+    was aborted; running it again is always right. (Raised by psycopg directly from the
+    hot path's own cursors, wrapped by Django from the ORM's.)"""
+    return any(getattr(e, "sqlstate", None) == "40P01" for e in (error, error.__cause__))
+
+
+def _run_batch(work: Callable[[], BatchResult]) -> BatchResult:
+    """Run ``work`` in its own transaction (with audit rows collected to the end) and run it
+    again if the identity stage asks for it (``pipeline.RetryBatch``: a concurrent batch on
+    PostgreSQL changed what this one read) or PostgreSQL aborted it as a deadlock victim.
+    Inside a caller's transaction nothing can be retried, so the identity stage locks
+    everything up front instead."""
+    if connection.in_atomic_block:
+        token = pipeline.lock_hint.set(pipeline.LOCK_ALL)
+        try:
+            with transaction.atomic(), audit.collect():
+                return work()
+        finally:
+            pipeline.lock_hint.reset(token)
+    if not sql.is_postgres():
+        return _group_commit.run(work)
+    hint: Any = None
+    for attempt in range(_MAX_ATTEMPTS):
+        if attempt == _MAX_ATTEMPTS - 1:
+            hint = pipeline.LOCK_ALL
+        token = pipeline.lock_hint.set(hint)
+        try:
+            with transaction.atomic(), audit.collect():
+                return work()
+        except pipeline.RetryBatch as retry:
+            hint = retry.hint
+        except Exception as error:
+            if not _is_deadlock(error) or attempt == _MAX_ATTEMPTS - 1:
+                raise
+            logger.info("ingest batch chosen as a deadlock victim; running it again")
+            hint = pipeline.LOCK_ALL
+        finally:
+            pipeline.lock_hint.reset(token)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Pending:
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[], BatchResult]):
+        self.work = work
+        self.done = False
+        self.result: BatchResult | None = None
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """SQLite has one writer at a time. Rather than let each request take the write lock on
+    its own (and queue on SQLite's busy handler, which sleeps in growing steps and leaves the
+    freed lock idle), the batches waiting in a process are written by one of their threads in
+    **one** transaction — one ``BEGIN IMMEDIATE``, one commit, one fsync — each in its own
+    savepoint, so a batch that fails is rolled back alone. Each request returns only after
+    that commit (an acknowledged event is on disk). Between processes a ``flock`` on a file
+    beside the database hands the write turn over at once (the kernel wakes the waiter)."""
+
+    max_batches = 16
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._writing = False
+        self._lock_file: tuple[int, Any] | None = None  # (pid, file)
+
+    def run(self, work: Callable[[], BatchResult]) -> BatchResult:
+        mine = _Pending(work)
+        with self._cond:
+            self._queue.append(mine)
+            while not mine.done and self._writing:
+                self._cond.wait()
+            if mine.done:
+                return self._answer(mine)
+            self._writing = True
+            group = self._queue[:self.max_batches]
+            del self._queue[:self.max_batches]
+        try:
+            self._write(group)
+        finally:
+            with self._cond:
+                self._writing = False
+                for pending in group:
+                    pending.done = True
+                self._cond.notify_all()
+        return self._answer(mine)
+
+    @staticmethod
+    def _answer(pending: _Pending) -> BatchResult:
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _write(self, group: list[_Pending]) -> None:
+        try:
+            with self._process_lock(), transaction.atomic():
+                for pending in group:
+                    try:
+                        with transaction.atomic(), audit.collect():
+                            pending.result = pending.work()
+                    except Exception as error:  # this batch only: its savepoint is undone
+                        pending.error = error
+        except BaseException as error:  # the commit failed: nothing of the group is stored
+            for pending in group:
+                pending.result, pending.error = None, error
+            if not isinstance(error, Exception):
+                raise
+
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        handle = self._file()
+        if handle is None:
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _file(self) -> Any:
+        pid = os.getpid()
+        if self._lock_file is not None and self._lock_file[0] == pid:
+            return self._lock_file[1]
+        name = str(connection.settings_dict.get("NAME") or "")
+        if not name or name == ":memory:" or "mode=memory" in name:
+            return None
+        try:
+            handle = open(f"{name}.write-lock", "a+b")  # noqa: SIM115 - kept for the process
+        except OSError:
+            return None
+        self._lock_file = (pid, handle)
+        return handle
+
+
+_group_commit = _GroupCommit()
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """Messages with their event rows built (payload encrypted and serialised) before the
+    transaction starts, so the write lock (SQLite) is held only for the writes."""
+
+    messages: list[spec.Message]
+    rows: list[list[Any]]
+    repeats: int
+    precomputed: Any = None
+
+
+def _prepare(messages: Sequence[spec.Message], source: str) -> _Prepared:
+    unique: dict[str, spec.Message] = {}
+    repeats = 0
+    for message in messages:
+        if message.message_id in unique:
+            repeats += 1
+        else:
+            unique[message.message_id] = message
+    source_label = source[:40]
+    rows = []
+    # received_at is one value per batch and sentAt usually too: adapt each distinct one once.
+    adapted: dict[datetime | None, Any] = {None: None}
+
+    def adapt_dt(value: datetime | None) -> Any:
+        out = adapted.get(value, adapted)
+        if out is adapted:
+            out = adapted[value] = sql.adapt_datetime(value)
+        return out
+
+    for message in unique.values():
+        rows.append([
+            message.message_id, message.type, message.name, message.channel, None, None,
+            sql.adapt_datetime(message.timestamp), adapt_dt(message.received_at),
+            adapt_dt(message.sent_at), sql.adapt_datetime(message.original_timestamp),
+            source_label, sql.adapt_json(pii.protect_payload(message.payload)),
+        ])
+    kept = list(unique.values())
+    hook = pipeline.precompute()
+    return _Prepared(kept, rows, repeats, hook(kept) if hook is not None and kept else None)
+
+
+def _stored_message_ids(message_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(message_ids), 900):
+            chunk = message_ids[start:start + 900]
+            if sql.is_postgres():
+                cursor.execute("SELECT message_id FROM ingest_event WHERE message_id = ANY(%s)",
+                               [chunk])
+            else:
+                cursor.execute("SELECT message_id FROM ingest_event WHERE message_id IN ("
+                               + ", ".join(["%s"] * len(chunk)) + ")", chunk)
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+def _store_prepared(prepared: _Prepared, actor: Actor) -> BatchResult:
+    """The transaction's part of :func:`store_messages` (called inside it)."""
+    result = BatchResult(duplicates=prepared.repeats)
+    if not prepared.messages:
+        return result
+    prepare = pipeline.preparer()
+    if prepare is not None:
+        prepare(prepared.messages)
+    existing = _stored_message_ids([m.message_id for m in prepared.messages])
+    positions = [i for i, m in enumerate(prepared.messages) if m.message_id not in existing]
+    fresh = [prepared.messages[i] for i in positions]
+    result.duplicates += len(prepared.messages) - len(fresh)
+    resolve = pipeline.resolver()
+    resolutions: list[Any] = []
+    if resolve is not None and fresh:
+        token = pipeline.precomputed.set(prepared.precomputed)
+        try:
+            resolutions = resolve(fresh, actor)
+        finally:
+            pipeline.precomputed.reset(token)
+    rows = []
+    adapt_uuid = sql.adapt_uuid
+    for position, index in enumerate(positions):
+        row = prepared.rows[index]
+        if resolutions:
+            resolution = resolutions[position]
+            row[4] = adapt_uuid(resolution.profile_id)
+            row[5] = resolution.identity_id
+        rows.append(row)
+    inserted = sql.insert_rows(Event, _EVENT_COLUMNS, rows,
+                               on_conflict_do_nothing="message_id",
+                               returning=("id", "message_id"))
+    if len(inserted) != len(fresh) and pipeline.lock_hint.get() != pipeline.LOCK_ALL:
+        # A concurrent batch stored one of these messageIds between our check and our insert
+        # (PostgreSQL; the insert waited for it to commit). Counters must count only what is
+        # stored: run the batch again, and the check will see the repeat.
+        raise pipeline.RetryBatch(pipeline.lock_hint.get())
+    finish = getattr(resolutions, "finish", None)
+    if finish is not None:
+        stored = ({message_id for _, message_id in inserted} if len(inserted) != len(fresh)
+                  else None)
+        finish([i for i, m in enumerate(fresh) if stored is None or m.message_id in stored])
+    ids = sorted(event_id for event_id, _ in inserted)
+    result.accepted = len(ids)
+    result.duplicates += len(fresh) - len(ids)
+    result.event_ids = ids
+    if ids:
+        for subscriber in pipeline.subscribers():
+            transaction.on_commit(lambda s=subscriber, i=ids: s(i))  # type: ignore[misc]
+    return result
+
+
 def store_messages(
     messages: Sequence[spec.Message], *, actor: Actor, source: str,
 ) -> BatchResult:
-    """Store validated messages once each; returns how many were new and how many repeats."""
-    result = BatchResult()
-    if not messages:
+    """Store validated messages once each; returns how many were new and how many repeats.
+    Outside a transaction it runs in its own one (retried as :func:`_run_batch` says)."""
+    prepared = _prepare(messages, source)
+    if not prepared.messages:
+        return BatchResult(duplicates=prepared.repeats)
+    return _run_batch(lambda: _store_prepared(prepared, actor))
+
+
+def store_counted(
+    messages: Sequence[spec.Message], rejected: list[Rejection], *, actor: Actor, source: str,
+    day: date,
+) -> BatchResult:
+    """:func:`store_messages` plus the outcome counts (accepted, duplicates, ``rejected``) in
+    the same transaction — the file importer's chunk."""
+    prepared = _prepare(messages, source)
+
+    def work() -> BatchResult:
+        result = _store_prepared(prepared, actor)
+        record_outcomes(source, day, BatchResult(
+            accepted=result.accepted, duplicates=result.duplicates, rejected=rejected))
         return result
-    unique: dict[str, spec.Message] = {}
-    for message in messages:
-        if message.message_id in unique:
-            result.duplicates += 1
-        else:
-            unique[message.message_id] = message
-    with transaction.atomic(savepoint=False), audit.collect():
-        prepare = pipeline.preparer()
-        if prepare is not None:
-            prepare(list(unique.values()))
-        existing = set(
-            Event.objects.filter(message_id__in=list(unique)).values_list("message_id", flat=True)
-        )
-        fresh = [m for m in unique.values() if m.message_id not in existing]
-        result.duplicates += len(unique) - len(fresh)
-        resolve = pipeline.resolver()
-        resolutions = resolve(fresh, actor) if resolve is not None and fresh else []
-        source_label = source[:40]
-        rows = []
-        for position, message in enumerate(fresh):
-            resolution = resolutions[position] if resolutions else None
-            rows.append((
-                message.message_id, message.type, message.name, message.channel,
-                sql.adapt_uuid(resolution.profile_id) if resolution else None,
-                resolution.identity_id if resolution else None,
-                sql.adapt_datetime(message.timestamp), sql.adapt_datetime(message.received_at),
-                sql.adapt_datetime(message.sent_at),
-                sql.adapt_datetime(message.original_timestamp),
-                source_label, sql.adapt_json(pii.protect_payload(message.payload)),
-            ))
-        ids = sql.insert_rows(Event, _EVENT_COLUMNS, rows,
-                              on_conflict_do_nothing="message_id")
-        result.accepted = len(ids)
-        # Only reachable without a preparer's locks: a concurrent request stored the same
-        # messageId between our check and our insert. The row is stored once either way.
-        result.duplicates += len(fresh) - len(ids)
-        result.event_ids = ids
-        if ids:
-            for subscriber in pipeline.subscribers():
-                transaction.on_commit(lambda s=subscriber, i=ids: s(i))  # type: ignore[misc]
-    return result
+
+    return _run_batch(work)
 
 
 def ingest(
@@ -157,13 +393,18 @@ def ingest(
         raws, received_at=when, forced_type=forced_type, batch_sent_at=batch_sent_at,
         default_channel=default_channel,
     )
-    # Outcomes are counted in the same transaction: one commit (one fsync) per batch. Audit rows
-    # are collected and written last, so the audit chain's lock is held only until the commit.
-    with transaction.atomic(), audit.collect():
-        result = store_messages(messages, actor=actor, source=source)
+    # Encryption and serialisation happen before the transaction; outcomes are counted in it:
+    # one commit (one fsync) per batch. Audit rows are collected and written last, so the
+    # audit chain's lock is held only until the commit.
+    prepared = _prepare(messages, source)
+
+    def work() -> BatchResult:
+        result = _store_prepared(prepared, actor)
         result.rejected.extend(rejected)
         record_outcomes(source, when.date(), result)
-    return result
+        return result
+
+    return _run_batch(work)
 
 
 def record_outcomes(source: str, day: date, result: BatchResult) -> None:

@@ -130,7 +130,7 @@ def read_csv(stream: IO[bytes], mapping: CsvMapping, encoding: str = "utf-8-sig"
 
 def run_import(
     lines: Iterator[Line], *, actor: Actor, source: str, rejects_path: Path,
-    chunk_size: int = 2000, progress: Callable[[int], None] | None = None,
+    chunk_size: int = 5000, progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     import time
 
@@ -163,12 +163,11 @@ def run_import(
         for rejection in rejected:
             line = good[rejection.index]
             reject(line, rejection.code, rejection.message)
-        result = actions.store_messages(messages, actor=actor, source=source)
+        # Stored and counted in one transaction (one commit per chunk).
+        result = actions.store_counted(messages, rejected + unreadable, actor=actor,
+                                       source=source, day=received.date())
         summary.accepted += result.accepted
         summary.duplicates += result.duplicates
-        actions.record_outcomes(source, received.date(), actions.BatchResult(
-            accepted=result.accepted, duplicates=result.duplicates,
-            rejected=rejected + unreadable))
         if progress is not None:
             progress(len(chunk))
         chunk.clear()

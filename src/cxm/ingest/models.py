@@ -51,3 +51,24 @@ class Outcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.source} {self.outcome} {self.reason} {self.count}"
+
+
+class ProfileChannel(models.Model):
+    """How many of a profile's events came through each channel. The identity stage adds to it
+    in the transaction that stores the events (so ``identity.queries.channel_counts`` reads a
+    few rows instead of counting a heavy profile's events on every read); merges fold the
+    merged profile's rows into the survivor, unmerge and retention recount. ``profile_id`` is
+    a plain column, like ``Event.profile_id``; erasure deletes the rows with the events."""
+
+    profile_id = models.UUIDField()
+    channel = models.CharField(max_length=10)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile_id", "channel"],
+                                    name="profile_channel_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} {self.channel} {self.count}"

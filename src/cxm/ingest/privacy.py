@@ -9,7 +9,7 @@ from django.db import transaction
 
 from cxm.core import pii
 from cxm.core.registry import PersonalDataStore, Subject
-from cxm.ingest.models import Event
+from cxm.ingest.models import Event, ProfileChannel
 
 
 def export(subject: Subject) -> dict[str, Any]:
@@ -28,8 +28,9 @@ def export(subject: Subject) -> dict[str, Any]:
 
 
 def erase(subject: Subject) -> dict[str, int]:
-    return {"events": Event.objects.filter(profile_id__in=list(subject.profile_ids))
-            .delete()[0]}
+    ids = list(subject.profile_ids)
+    ProfileChannel.objects.filter(profile_id__in=ids).delete()
+    return {"events": Event.objects.filter(profile_id__in=ids).delete()[0]}
 
 
 def reencrypt(rewrite: Callable[[Any], Any], batch_size: int) -> int:

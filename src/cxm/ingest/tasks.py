@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, F
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
 from cxm.core import audit
 from cxm.core.clock import now
-from cxm.ingest.models import Event
+from cxm.ingest.models import Event, ProfileChannel
 
 logger = logging.getLogger(__name__)
 _BATCH = 5000
@@ -27,6 +28,13 @@ def delete_events_before(cutoff: datetime, actor: audit.Actor) -> int:
                        .values_list("id", flat=True)[:_BATCH])
             if not ids:
                 break
+            # The per-channel counts follow the events they count.
+            gone = (Event.objects.filter(id__in=ids).exclude(profile_id=None)
+                    .values_list("profile_id", "channel").annotate(n=Count("id")))
+            for profile_id, channel, n in gone:
+                ProfileChannel.objects.filter(profile_id=profile_id, channel=channel).update(
+                    count=F("count") - n)
+            ProfileChannel.objects.filter(count__lte=0).delete()
             total += Event.objects.filter(id__in=ids).delete()[0]
     if total:
         audit.record(actor, "retention.events_deleted", "event", "*",
