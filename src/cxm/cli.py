@@ -399,10 +399,11 @@ def _register_subcommands() -> None:
 
     app.add_typer(privacy_app, name="privacy")
     app.add_typer(crypto_app, name="crypto")
-    from cxm.cli_feedback import metrics_app, surveys_app
+    from cxm.cli_feedback import metrics_app, surveys_app, widget_app
 
     app.add_typer(surveys_app, name="surveys")
     app.add_typer(metrics_app, name="metrics")
+    app.add_typer(widget_app, name="widget")
     from cxm.cli_text import text_app
 
     app.add_typer(text_app, name="text")

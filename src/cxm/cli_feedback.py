@@ -217,3 +217,38 @@ def ces(survey: Survey = None, by: By = None, period: Period = None,
         as_json: JsonFlag = False) -> None:
     """Customer effort score: mean answer on a 1–7 scale (higher is easier)."""
     _metric("ces", survey, by, period, as_json)
+
+
+widget_app = typer.Typer(help="The embeddable survey widget", no_args_is_help=True)
+
+
+@widget_app.command("secret")
+def widget_secret(as_json: JsonFlag = False) -> None:
+    """The secret your server signs visitor ids with: data-user-hash =
+    HMAC-SHA256(secret, user id) as hex. Keep it on the server, never in the page."""
+    _setup()
+    from cxm import cli
+    from cxm.feedback import tokens
+
+    cli._operator("settings.manage")
+    secret = tokens.widget_secret()
+    if as_json:
+        _print({"secret": secret}, True)
+    else:
+        Console().print(secret)
+
+
+@widget_app.command("hash")
+def widget_hash(value: Annotated[str, typer.Argument(help="a user id (or email)")],
+                as_json: JsonFlag = False) -> None:
+    """The data-user-hash for one visitor (for trying the widget out by hand)."""
+    _setup()
+    from cxm import cli
+    from cxm.feedback import tokens
+
+    cli._operator("settings.manage")
+    digest = tokens.visitor_hash(value)
+    if as_json:
+        _print({"value": value, "hash": digest}, True)
+    else:
+        Console().print(digest)

@@ -253,3 +253,41 @@ def test_opting_out_refuses_research_consent_on_that_channel(person: Person,
                                    actor=f"respondent:invitation:{invitation.id}").exists()
     with pytest.raises(NotFound):
         actions.opt_out("made-up")
+
+
+def test_answers_dated_in_the_future_are_refused(nps_survey: Survey) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(InvalidInput, match="in the future"):
+        actions.submit(actions.Submission(
+            survey=nps_survey, answers={"score": 3}, channel="import",
+            submitted_at=datetime(2999, 1, 1, tzinfo=UTC)), actor=ANALYST)
+    assert not Response.objects.exists()
+
+
+def test_answers_sent_as_events_count_only_for_active_surveys(person: Person,
+                                                              nps_survey: Survey) -> None:
+    from cxm.ingest.actions import ingest
+
+    person()
+
+    def sent(message_id: str, survey: str, timestamp: str = "2026-02-01T10:00:00Z") -> int:
+        result = ingest([{"type": "track", "event": "Survey Responded", "userId": "u-ada",
+                          "messageId": message_id, "timestamp": timestamp,
+                          "properties": {"survey_name": survey, "score": 9,
+                                         "comment": "Quick delivery"}}],
+                        actor=Actor("test"), source="test")
+        return result.event_ids[0]
+
+    good = sent("ext-1", nps_survey.name)
+    future = sent("ext-2", nps_survey.name, "8999-01-01T00:00:00Z")
+    unknown = sent("ext-3", "No such survey")
+    recorded = actions.record_event_answers([good, future, unknown], actor=ANALYST)
+    assert (recorded.recorded, recorded.skipped) == (1, 2)
+    assert actions.record_event_answers([good], actor=ANALYST).recorded == 0  # once only
+    actions.update_survey(nps_survey.id, status="closed", actor=ANALYST)
+    late = sent("ext-4", nps_survey.name)
+    assert actions.record_event_answers([late], actor=ANALYST).skipped == 1
+    (response,) = Response.objects.all()
+    assert response.score == 9.0 and response.channel == "email"
+    assert queries.comment_of(response) == "Quick delivery"

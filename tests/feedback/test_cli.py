@@ -118,3 +118,17 @@ def test_metrics_without_answers_and_listing(tmp_path: Path) -> None:
     listed = json.loads(run("surveys", "list", "--json").stdout)
     assert listed == [{"name": "Store NPS", "slug": "store-nps", "kind": "nps",
                        "status": "closed", "touchpoint": "", "responses": 8}]
+
+
+def test_widget_secret_and_hash() -> None:
+    import hashlib
+    import hmac
+
+    from cxm.feedback import tokens
+
+    secret = json.loads(run("widget", "secret", "--json").stdout)["secret"]
+    assert secret == tokens.widget_secret() and len(secret) == 64
+    digest = json.loads(run("widget", "hash", "u-42", "--json").stdout)["hash"]
+    assert digest == hmac.new(secret.encode(), b"u-42", hashlib.sha256).hexdigest()
+    assert tokens.visitor_hash_ok("u-42", digest.upper())
+    assert not tokens.visitor_hash_ok("u-43", digest)

@@ -120,3 +120,24 @@ def test_languages() -> None:
     assert definition.localize(survey, "fr").language == "en"
     assert definition.accept_language("fr-CH, fr;q=0.9, de;q=0.95, *;q=0.5") == [
         "fr-CH", "de", "fr"]
+
+
+@pytest.mark.parametrize("text", ["Parcel arrived <a week late", "x<y", "<3 love it",
+                                  "a < b > c", "5 > 4 stars"])
+def test_angle_brackets_in_words_are_kept(text: str) -> None:
+    assert definition.clean_answers(parsed(), {"score": 5, "why": text})["why"] == text
+
+
+@pytest.mark.parametrize("text", ["<b>bold</b>", "<img src=x onerror=alert(1)",
+                                  "<svg onload=alert(1)>", "<a href=x>link</a>", "<!-- x",
+                                  "JavaScript :alert(1)"])
+def test_markup_is_refused(text: str) -> None:
+    with pytest.raises(DefinitionError, match="markup"):
+        definition.clean_answers(parsed(), {"score": 5, "why": text})
+
+
+def test_show_if_in_takes_scalars_only() -> None:
+    raw = copy.deepcopy(NPS_DEFINITION)
+    raw["questions"][2]["show_if"] = {"question": "score", "op": "in", "value": [[1]]}
+    with pytest.raises(DefinitionError, match="list of numbers or choice ids"):
+        definition.parse(raw)

@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import email
 import email.policy
+import logging
 import os
 import re
 import socket
@@ -94,6 +95,9 @@ def smtp_settings(settings: Any) -> Iterator[Any]:
 
 
 def start_smtp(port: int) -> tuple[Controller, Mailbox]:
+    # aiosmtpd's thread logs each session at INFO; after the test those lines would go to a
+    # capture stream pytest has closed ("Logging error" noise in the CI log).
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     mailbox = Mailbox()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -263,6 +267,31 @@ def test_an_invitation_that_never_gets_through_fails_after_five_attempts(
     invitation.refresh_from_db()
     assert (invitation.status, invitation.attempts) == ("failed", 5)
     assert actions.send_invitation(invitation.id).status == "skipped"
+    # Never reached: the contact is taken back, so the person may be asked again.
+    from cxm.feedback.models import Contact
+
+    assert not Contact.objects.filter(profile_id=rita.profile_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_that_died_midway_is_sent_again_later(smtp: Mailbox) -> None:
+    from datetime import timedelta
+
+    from cxm.core.clock import now
+    from cxm.feedback.models import Invitation
+
+    rita = make_respondent()
+    invitation = actions.invite(survey=make_survey(), profile_id=rita.profile_id,
+                                channel="email", actor=Actor("test"))
+    # As if a worker claimed it and died before recording the outcome.
+    Invitation.objects.filter(id=invitation.id).update(status="sending", sending_since=now())
+    assert actions.send_invitation(invitation.id).status == "skipped"  # still being sent
+    Invitation.objects.filter(id=invitation.id).update(
+        sending_since=now() - actions.SENDING_TIMEOUT - timedelta(seconds=1))
+    assert actions.send_invitation(invitation.id).status == "sent"
+    smtp.wait_for(1)
+    invitation.refresh_from_db()
+    assert invitation.status == "sent" and invitation.sending_since is None
 
 
 # --- automatically after an event ----------------------------------------------------------------

@@ -102,3 +102,19 @@ def test_trend_by_dimension_aligns_buckets() -> None:
     assert set(lines) == {"email", "chat"}
     assert [d for d, _ in lines["chat"]] == [d for d, _ in lines["email"]]
     assert len(lines["chat"]) == 10
+
+
+def test_trend_keeps_the_latest_buckets_only() -> None:
+    from datetime import UTC, datetime
+
+    from cxm.metrics.slicing import Answer, trend
+
+    answers = [Answer(score=9, at=datetime(2020, 1, 6, tzinfo=UTC)),
+               Answer(score=3, at=datetime(2030, 1, 7, tzinfo=UTC))]
+    weeks = trend("nps", answers, "week")
+    assert len(weeks) == 400
+    assert weeks[-1][0].isoformat() == "2030-01-07" and weeks[-1][1].responses == 1
+    months = trend("nps", answers, "month", max_buckets=3)
+    assert [m[0].isoformat() for m in months] == ["2029-11-01", "2029-12-01", "2030-01-01"]
+    days = trend("nps", answers, "day", max_buckets=2)
+    assert [d[0].isoformat() for d in days] == ["2030-01-06", "2030-01-07"]

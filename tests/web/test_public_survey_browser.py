@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from cxm.feedback import tokens
 from cxm.feedback.models import Invitation, Response
 from cxm.web import public_survey_views, widget
 from tests.web.test_public_survey import (
@@ -269,7 +270,9 @@ def test_the_widget_on_another_origin(watched: Page, live_server: Any, rita: Res
                                       ingest_key: str, shop: Shop) -> None:
     page = watched
     survey = make_survey("Delivery widget")
-    shop.serve(live_server, ingest_key, survey.slug, f'data-user-id="{rita.user_id}"')
+    shop.serve(live_server, ingest_key, survey.slug,
+               f'data-user-id="{rita.user_id}" '
+               f'data-user-hash="{tokens.visitor_hash(rita.user_id)}"')
     with page.expect_response(lambda r: "/ask" in r.url and r.request.method == "POST") as asked:
         page.goto(f"{shop.url}/order/A-1001")
     # A cross-origin call, allowed by CORS for the shop's origin (after a preflight: it
@@ -341,7 +344,8 @@ def test_the_widget_on_a_phone_and_dismissed(watched: Page, live_server: Any,
     page.set_viewport_size(PHONE)
     survey = make_survey("Phone widget")
     shop.serve(live_server, ingest_key, survey.slug,
-               'data-email="rita@example.com" data-lang="de"')
+               f'data-email="rita@example.com" data-lang="de" '
+               f'data-user-hash="{tokens.visitor_hash("rita@example.com")}"')
     page.goto(f"{shop.url}/")
     panel = page.locator("[data-cxm-survey] section.panel")
     expect(panel).to_be_visible()
@@ -364,7 +368,8 @@ def test_the_widget_shows_nothing_to_an_unknown_visitor(
 ) -> None:
     page = watched
     survey = make_survey("Nobody widget")
-    shop.serve(live_server, ingest_key, survey.slug, 'data-user-id="u-nobody"')
+    shop.serve(live_server, ingest_key, survey.slug,
+               f'data-user-id="u-nobody" data-user-hash="{tokens.visitor_hash("u-nobody")}"')
     with page.expect_response(lambda r: "/ask" in r.url and r.request.method == "POST") as asked:
         page.goto(f"{shop.url}/")
     assert asked.value.status == 204

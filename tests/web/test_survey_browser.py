@@ -92,7 +92,10 @@ def watched(page: Page, live_server: Any) -> Iterator[Page]:
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", lambda m: problems.append(f"console: {m.text} {m.location}")
             if m.type == "error" and "status of 400" not in m.text else None)
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    # A request the browser itself cancels because the page moved on (a click that navigates
+    # while a script still loads) is not a failure of ours.
+    page.on("requestfailed", lambda r: None if r.failure == "net::ERR_ABORTED"
+            else problems.append(f"failed: {r.url} {r.failure}"))
     page.on("request", lambda r: None if r.url.startswith(live_server.url)
             else problems.append(f"external request: {r.url}"))
     yield page

@@ -59,8 +59,16 @@ def post(client: Client, url: str, body: Any, *, key: str | None = None,
     return client.post(url, raw, content_type="application/json", headers=sent)
 
 
+def signed(visitor: dict[str, Any]) -> dict[str, Any]:
+    """The visitor with the userHash the shop's server would render (of the first id)."""
+    for name in ("userId", "email", "anonymousId"):
+        if isinstance(visitor.get(name), str) and "userHash" not in visitor:
+            return {**visitor, "userHash": tokens.visitor_hash(visitor[name])}
+    return visitor
+
+
 def ask(client: Client, survey: Survey, key: str | None, **visitor: Any) -> Any:
-    return post(client, f"/w/v1/surveys/{survey.slug}/ask", visitor, key=key)
+    return post(client, f"/w/v1/surveys/{survey.slug}/ask", signed(visitor), key=key)
 
 
 # --- the script -------------------------------------------------------------------------------
@@ -101,7 +109,7 @@ def test_preflight_is_answered_for_the_calling_origin(client: Client, survey: Su
 def test_the_origin_allow_list(client: Client, rita: Respondent, survey: Survey,
                                ingest_key: str, settings: Any) -> None:
     settings.CXM = dataclasses.replace(settings.CXM, widget_origins=["https://shop.example"])
-    refused = post(client, f"/w/v1/surveys/{survey.slug}/ask", {"userId": rita.user_id},
+    refused = post(client, f"/w/v1/surveys/{survey.slug}/ask", signed({"userId": rita.user_id}),
                    key=ingest_key, origin="https://evil.example")
     assert refused.status_code == 403
     assert refused.json()["code"] == "origin_not_allowed"
@@ -109,7 +117,7 @@ def test_the_origin_allow_list(client: Client, rita: Respondent, survey: Survey,
     preflight = client.options("/w/v1/responses", headers={"Origin": "https://evil.example"})
     assert preflight.status_code == 403 and "Access-Control-Allow-Origin" not in preflight
     assert not Invitation.objects.exists()
-    allowed = post(client, f"/w/v1/surveys/{survey.slug}/ask", {"userId": rita.user_id},
+    allowed = post(client, f"/w/v1/surveys/{survey.slug}/ask", signed({"userId": rita.user_id}),
                    key=ingest_key, origin="https://shop.example")
     assert allowed.status_code == 200
     assert allowed["Access-Control-Allow-Origin"] == "https://shop.example"
@@ -143,8 +151,8 @@ def test_ask_needs_an_ingest_key(client: Client, rita: Respondent, survey: Surve
     # The key may also be sent in the body or as a Bearer token.
     ingest = make_key("ingest")
     assert post(client, f"/w/v1/surveys/{survey.slug}/ask",
-                {"userId": rita.user_id, "writeKey": ingest}).status_code == 200
-    assert post(client, f"/w/v1/surveys/{survey.slug}/ask", {"userId": rita.user_id},
+                signed({"userId": rita.user_id, "writeKey": ingest})).status_code == 200
+    assert post(client, f"/w/v1/surveys/{survey.slug}/ask", signed({"userId": rita.user_id}),
                 Authorization=f"Bearer {ingest}").status_code == 200
 
 
@@ -209,7 +217,7 @@ def test_language_from_the_tag_the_profile_then_the_browser(
     assert german.json()["survey"]["language"] == "de"
     assert german.json()["survey"]["questions"][0]["text"].startswith("Wie wahrscheinlich")
     assert german.json()["labels"]["submit"] == "Antworten senden"
-    header = post(client, f"/w/v1/surveys/{survey.slug}/ask", {"userId": rita.user_id},
+    header = post(client, f"/w/v1/surveys/{survey.slug}/ask", signed({"userId": rita.user_id}),
                   key=ingest_key, **{"Accept-Language": "de"})
     assert header.json()["survey"]["language"] == "de"
     explicit = ask(client, survey, ingest_key, userId=rita.user_id, language="en",
@@ -219,7 +227,8 @@ def test_language_from_the_tag_the_profile_then_the_browser(
 
 def test_closed_and_unknown_surveys(client: Client, rita: Respondent, survey: Survey,
                                     ingest_key: str) -> None:
-    missing = post(client, "/w/v1/surveys/no-such-survey/ask", {"userId": rita.user_id},
+    missing = post(client, "/w/v1/surveys/no-such-survey/ask",
+                   signed({"userId": rita.user_id}),
                    key=ingest_key)
     assert missing.status_code == 404 and missing.json()["code"] == "survey_not_found"
     actions.update_survey(survey.id, status="closed", actor=Actor("test"))
@@ -235,7 +244,8 @@ def test_bad_requests_to_ask(client: Client, rita: Respondent, survey: Survey,
                        ({"userId": "u" * 500}, "invalid_field")):
         response = post(client, url, body, key=ingest_key)
         assert response.status_code == 400 and response.json()["code"] == code, body
-    huge = post(client, url, {"userId": rita.user_id, "pad": "x" * 20_000}, key=ingest_key)
+    huge = post(client, url, signed({"userId": rita.user_id, "pad": "x" * 20_000}),
+                key=ingest_key)
     assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
     get = client.get(url, headers={"Origin": SHOP})
     assert get.status_code == 405 and get.json()["code"] == "method_not_allowed"
@@ -306,3 +316,21 @@ def test_tampered_tokens_and_huge_bodies_are_refused(
     assert post(client, "/w/v1/responses", "not json").json()["code"] == "invalid_json"
     assert not Response.objects.exists()
     assert answer(client, token, {"score": 3}).status_code == 201
+
+
+def test_a_visitor_needs_the_hash_from_the_shops_server(
+    client: Client, rita: Respondent, survey: Survey, ingest_key: str,
+) -> None:
+    """The write key is public: without a valid userHash nothing is looked up, shown or
+    counted — so the key alone cannot tell who is a customer or answer in their name."""
+    url = f"/w/v1/surveys/{survey.slug}/ask"
+    for body in ({"userId": rita.user_id},
+                 {"userId": rita.user_id, "userHash": "0" * 64},
+                 {"email": rita.email, "userHash": tokens.visitor_hash(rita.user_id)},
+                 {"userId": "u-stranger"}):
+        refused = post(client, url, body, key=ingest_key)
+        assert refused.status_code == 403, body
+        assert refused.json()["code"] == "identity_not_verified"
+        assert "cxm widget secret" in refused.json()["message"]
+    assert not Invitation.objects.exists() and not Contact.objects.exists()
+    assert ask(client, survey, ingest_key, userId=rita.user_id).status_code == 200

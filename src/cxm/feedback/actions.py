@@ -31,6 +31,8 @@ from cxm.ingest import actions as ingest_actions
 logger = logging.getLogger(__name__)
 
 INVITATION_DAYS = 30
+# How far ahead of our clock an answer's time may be (a client's clock runs a little fast).
+CLOCK_SKEW = timedelta(minutes=5)
 DELIVERY_CHANNELS = ("email", "link", "widget")
 # Consent is asked per contact channel (identity.consent.CHANNELS); a link is sent by email
 # or pasted into a message, so it needs the same consent as an email.
@@ -243,6 +245,10 @@ def opt_out(token: str) -> Profile:
     from cxm.identity import actions as identity_actions
 
     invitation = queries.invitation_by_token(token)
+    if invitation.channel not in {"email", "link"}:
+        # A widget token is handed to the page, not to the person's mailbox: it is no
+        # proof that its holder speaks for the person's consent.
+        raise NotFound("this link has no opt-out", code="invalid_link")
     profile = _person(invitation.profile_id)
     return identity_actions.set_consent(
         profile_id=profile.id, channel=CONSENT_CHANNEL[invitation.channel],
@@ -256,56 +262,90 @@ class Delivery:
     detail: str = ""
 
 
+SENDING_TIMEOUT = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+
+
 def send_invitation(invitation_id: int) -> Delivery:
-    """Send one email invitation over SMTP. The row is locked while sending and marked sent
-    in the same transaction, so a retry after success finds it sent and sends nothing; a
-    crash between the SMTP hand-off and the commit can repeat one email (at-least-once: an
-    email that never leaves is worse than a rare double)."""
+    """Send one email invitation over SMTP, at least once and normally once.
+
+    The row is claimed (``sending``) in one short transaction, the email handed to SMTP outside
+    any transaction — a slow mail server must not hold SQLite's write lock — and the outcome
+    recorded in a second one. A retry finds the row sent and sends nothing; a process that dies
+    between the hand-off and the second commit leaves it ``sending``, and it is sent again once
+    ``SENDING_TIMEOUT`` has passed (a rare double beats an email that never leaves)."""
     from django.core.mail import EmailMultiAlternatives
 
+    started = now()
     with transaction.atomic():
         invitation = (Invitation.objects.select_for_update().select_related("survey")
                       .filter(id=invitation_id).first())
-        if invitation is None or invitation.status != "pending":
-            return Delivery("skipped", "not pending")
+        if invitation is None:
+            return Delivery("skipped", "no such invitation")
+        stale = (invitation.status == "sending" and invitation.sending_since is not None
+                 and invitation.sending_since < started - SENDING_TIMEOUT)
+        if invitation.status != "pending" and not stale:
+            return Delivery("skipped", f"invitation is {invitation.status}")
+        survey = invitation.survey
+        if survey.status == "closed":
+            _give_up(invitation, "the survey was closed before it was sent")
+            return Delivery("skipped", "survey closed")
         profile = _person(invitation.profile_id)
         address = pii.reveal(profile.email) if profile.email else ""
         if not address:
-            invitation.status, invitation.reason = "failed", "no email address"
-            invitation.save(update_fields=["status", "reason"])
+            _give_up(invitation, "no email address")
             return Delivery("failed", "no email address")
-        survey = invitation.survey
-        parsed = survey_definition.parse(survey.definition)
-        language = survey_definition.pick_language(parsed, _languages_of(profile))
-        local = survey_definition.localize(parsed, language, survey.name)
-        url, stop = survey_url(invitation), opt_out_url(invitation)
-        title, first = local.title or survey.name, local.questions[0].text
-        text = (f"{title}\n\n{first}\n\nAnswer here (it takes a minute, no login): {url}\n\n"
-                f"This link is personal and works once.\n"
-                f"No more survey emails? {stop}\n")
-        message = EmailMultiAlternatives(
-            subject=title, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[address],
-            headers={"X-Cxm-Invitation": str(invitation.id),
-                     # RFC 2369 / RFC 8058: the mail client's own "unsubscribe" button.
-                     "List-Unsubscribe": f"<{stop}>",
-                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
-        message.attach_alternative(_invitation_html(title, first, url, stop), "text/html")
+        invitation.status, invitation.sending_since = "sending", started
         invitation.attempts += 1
-        try:
-            message.send(fail_silently=False)
-        except Exception as error:
-            logger.warning("survey invitation %s not sent: %s", invitation.id,
-                           type(error).__name__)
-            invitation.reason = f"SMTP: {type(error).__name__}"[:300]
-            if invitation.attempts >= 5:
-                invitation.status = "failed"
-            invitation.save(update_fields=["attempts", "reason", "status"])
-            return Delivery("failed", invitation.reason)
-        invitation.status, invitation.sent_at, invitation.reason = "sent", now(), ""
-        invitation.save(update_fields=["status", "sent_at", "attempts", "reason"])
+        invitation.save(update_fields=["status", "sending_since", "attempts"])
+    parsed = survey_definition.parse(survey.definition)
+    language = survey_definition.pick_language(parsed, _languages_of(profile))
+    local = survey_definition.localize(parsed, language, survey.name)
+    url, stop = survey_url(invitation), opt_out_url(invitation)
+    # A header cannot hold a line break (Django refuses it): one line, whatever was typed.
+    title = " ".join((local.title or survey.name).split())
+    first = local.questions[0].text
+    text = (f"{title}\n\n{first}\n\nAnswer here (it takes a minute, no login): {url}\n\n"
+            f"This link is personal and works once.\n"
+            f"No more survey emails? {stop}\n")
+    message = EmailMultiAlternatives(
+        subject=title, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[address],
+        headers={"X-Cxm-Invitation": str(invitation.id),
+                 # RFC 2369 / RFC 8058: the mail client's own "unsubscribe" button.
+                 "List-Unsubscribe": f"<{stop}>",
+                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    message.attach_alternative(_invitation_html(title, first, url, stop), "text/html")
+    try:
+        message.send(fail_silently=False)
+    except Exception as error:
+        logger.warning("survey invitation %s not sent: %s", invitation.id,
+                       type(error).__name__)
+        reason = f"SMTP: {type(error).__name__}"[:300]
+        with transaction.atomic():
+            row = Invitation.objects.select_for_update().get(id=invitation.id)
+            if row.attempts >= MAX_ATTEMPTS:
+                _give_up(row, reason)
+            else:
+                row.status, row.sending_since, row.reason = "pending", None, reason
+                row.save(update_fields=["status", "sending_since", "reason"])
+        return Delivery("failed", reason)
+    with transaction.atomic():
+        Invitation.objects.filter(id=invitation.id).update(
+            status="sent", sent_at=now(), sending_since=None, reason="")
         audit.record(Actor.system(), "survey.invitation_sent", "invitation", str(invitation.id),
                      {"channel": "email", "attempts": invitation.attempts})
     return Delivery("sent")
+
+
+def _give_up(invitation: Invitation, reason: str) -> None:
+    """Delivery failed for good: the person was never reached, so the contact the invitation
+    counted against the contact policy is taken back."""
+    invitation.status, invitation.reason, invitation.sending_since = "failed", reason[:300], None
+    invitation.save(update_fields=["status", "reason", "sending_since"])
+    Contact.objects.filter(profile_id=invitation.profile_id, survey_id=invitation.survey_id,
+                           channel=invitation.channel, at=invitation.created_at).delete()
+    audit.record(Actor.system(), "survey.invitation_failed", "invitation", str(invitation.id),
+                 {"channel": invitation.channel, "attempts": invitation.attempts})
 
 
 def _invitation_html(title: str, question: str, url: str, stop: str) -> str:
@@ -391,6 +431,9 @@ def submit(submission: Submission, *, actor: Actor) -> Response:
     except survey_definition.DefinitionError as error:
         raise InvalidInput(str(error), code="invalid_answer") from None
     when = submission.submitted_at or now()
+    if when > now() + CLOCK_SKEW:
+        raise InvalidInput(f"submitted_at {when.isoformat()} is in the future",
+                           code="invalid_date")
     invitation = submission.invitation
     profile_id = submission.profile_id or (invitation.profile_id if invitation else None)
     profile = _person(profile_id) if profile_id else None
@@ -401,8 +444,7 @@ def submit(submission: Submission, *, actor: Actor) -> Response:
     response = Response(survey=survey, client_key=submission.client_key, submitted_at=when,
                         channel=submission.channel[:10], kind=survey.kind,
                         language=(submission.language or parsed.language)[:12])
-    score_question = parsed.score_question(survey.kind) if survey.kind != "custom" else next(
-        (q for q in parsed.questions if q.type in survey_definition.SCORE_TYPES), None)
+    score_question = _score_question(parsed, survey.kind)
     score = answers.get(score_question.id) if score_question else None
     if score_question is not None:
         response.kind = score_question.type
@@ -479,6 +521,15 @@ def submit(submission: Submission, *, actor: Actor) -> Response:
             "survey": str(survey.id), "profile": str(response.profile_id or ""),
             "channel": response.channel, "questions": sorted(answers)})
     return response
+
+
+def _score_question(parsed: survey_definition.Definition, kind: str
+                    ) -> survey_definition.Question | None:
+    """The question the headline score comes from: the first of the survey's kind, or for a
+    custom survey the first score question of any kind."""
+    if kind != "custom":
+        return parsed.score_question(kind)
+    return next((q for q in parsed.questions if q.type in survey_definition.SCORE_TYPES), None)
 
 
 def _timeline_event(
@@ -626,7 +677,9 @@ def record_event_answers(event_ids: Sequence[int], *, actor: Actor) -> EventAnsw
                                        name=EXTERNAL_EVENT, profile_id__isnull=False))
     if not events:
         return EventAnswers(0, 0)
-    surveys = {s.name: s for s in Survey.objects.all()}
+    # Only surveys collecting answers: a draft or closed survey's figures stay as they are.
+    surveys = {s.name: s for s in Survey.objects.filter(status="active")}
+    latest = now() + CLOCK_SKEW
     parsed = {name: survey_definition.parse(s.definition) for name, s in surveys.items()}
     keys = [f"event:{e.message_id}"[:200] for e in events]
     seen = set(Response.objects.filter(client_key__in=keys).values_list("client_key",
@@ -641,11 +694,11 @@ def record_event_answers(event_ids: Sequence[int], *, actor: Actor) -> EventAnsw
             continue
         properties = pii.reveal_payload(event.payload).get("properties") or {}
         survey = surveys.get(str(properties.get("survey_name", "")))
-        if survey is None:
+        if survey is None or event.timestamp > latest:
             skipped += 1
             continue
         definition = parsed[survey.name]
-        score_question = definition.score_question(survey.kind)
+        score_question = _score_question(definition, survey.kind)
         text_question = next((q for q in definition.questions if q.type == "text"), None)
         raw: dict[str, Any] = {}
         if score_question is not None:
@@ -666,7 +719,8 @@ def record_event_answers(event_ids: Sequence[int], *, actor: Actor) -> EventAnsw
             survey=survey, client_key=key, profile_id=event.profile_id,
             submitted_at=event.timestamp,
             channel=channel[:10] if isinstance(channel, str) and channel else "email",
-            kind=survey.kind, language=definition.language,
+            kind=score_question.type if score_question else survey.kind,
+            language=definition.language,
             score=float(answers[score_question.id]) if score_question else None,
             answers={k: (pii.protect(v) if text_question and k == text_question.id else v)
                      for k, v in answers.items()},

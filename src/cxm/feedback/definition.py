@@ -38,7 +38,13 @@ _ID = r"^[a-z][a-z0-9_]{0,39}$"
 _LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 # Markup is never needed in a survey answer and is the usual shape of an injection attempt:
 # refuse it outright instead of storing something a later page might render.
-_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!?]|javascript:", re.IGNORECASE)
+# Only what can be markup is refused: a whole tag ("<b>", "</p>", "<img src=x …>"), an opening
+# of the dangerous elements even unclosed, a comment, or a javascript: URL — "<3", "x<y",
+# "a < b > c" or "arrived <a week late" are words, not markup (browsers read them as text).
+_MARKUP = re.compile(
+    r"</?[a-zA-Z][a-zA-Z0-9-]*(\s[^<>]*)?/?>"
+    r"|</?(script|iframe|svg|img|object|embed|style|link|meta|form|math|base)\b"
+    r"|<!--|javascript\s*:", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -141,8 +147,10 @@ def _check_condition_value(qid: str, condition: Condition, target: Question) -> 
     if op == "answered":
         return
     if op == "in":
-        if not isinstance(value, list) or not value:
-            raise ValueError(f"question {qid!r}: show_if 'in' needs a non-empty list")
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"question {qid!r}: show_if 'in' needs a non-empty list of "
+                             "numbers or choice ids")
         return
     if target.type in SCORE_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -53,7 +53,8 @@ class Invitation(models.Model):
     """One person asked to answer one survey; its token is the personal link."""
 
     STATUS_CHOICES = [
-        ("pending", "Pending"), ("sent", "Sent"), ("answered", "Answered"),
+        ("pending", "Pending"), ("sending", "Sending"), ("sent", "Sent"),
+        ("answered", "Answered"),
         ("suppressed", "Suppressed by policy"), ("failed", "Failed"),
     ]
 
@@ -69,6 +70,9 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(default=now)
     sent_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    # Set while an email is handed to SMTP outside any transaction; a row left "sending"
+    # longer than actions.SENDING_TIMEOUT (the process died) is sent again.
+    sending_since = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
 

@@ -41,8 +41,11 @@ def export(subject: Subject) -> dict[str, Any]:
 
 def erase(subject: Subject) -> dict[str, int]:
     ids = list(subject.profile_ids)
+    # delete() counts cascaded rows too (theme links): report each table's own rows.
+    responses = Response.objects.filter(profile_id__in=ids).delete()[1]
     return {
-        "survey_responses": Response.objects.filter(profile_id__in=ids).delete()[0],
+        "survey_responses": responses.get("feedback.Response", 0),
+        "survey_theme_links": responses.get("feedback.Response_themes", 0),
         "survey_invitations": Invitation.objects.filter(profile_id__in=ids).delete()[0],
         "contacts": Contact.objects.filter(profile_id__in=ids).delete()[0],
     }

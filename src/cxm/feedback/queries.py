@@ -158,14 +158,16 @@ def scored_answers(
         name = theme_names.get(theme_id)
         if name:
             themes_of.setdefault(response_id, set()).add(name)
+    names = dict(Survey.objects.values_list("id", "name"))
     result = []
-    for row in rows.select_related("survey").only(
-            "id", "score", "submitted_at", "dims", "channel", "survey__name"):
-        dims = {k: str(v) for k, v in (row.dims or {}).items() if v}
-        dims["channel"] = row.channel
-        dims["survey"] = row.survey.name
-        result.append(ScoredAnswer(str(row.id), float(row.score or 0), row.submitted_at, dims,
-                                   frozenset(themes_of.get(row.id, ()))))
+    # Tuples, not model instances: building objects was most of the time at 100k answers.
+    for response_id, score, at, stored_dims, channel, survey_id in rows.values_list(
+            "id", "score", "submitted_at", "dims", "channel", "survey_id"):
+        dims = {k: str(v) for k, v in (stored_dims or {}).items() if v}
+        dims["channel"] = channel
+        dims["survey"] = names.get(survey_id, "")
+        result.append(ScoredAnswer(str(response_id), float(score or 0), at, dims,
+                                   frozenset(themes_of.get(response_id, ()))))
     return result
 
 

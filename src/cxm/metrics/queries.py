@@ -43,6 +43,11 @@ class SurveyResults:
         }
 
 
+def kind_of(survey: Survey) -> str:
+    """The metric a survey's answers are read as (nps, csat or ces)."""
+    return _kind_of(survey, None)
+
+
 def _kind_of(survey: Survey | None, kind: str | None) -> str:
     if kind:
         if kind not in SCORED_KINDS:

@@ -104,15 +104,30 @@ def _next_bucket(start: date, period: Period) -> date:
     return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+MAX_BUCKETS = 400
+"""At most this many buckets (the latest): one answer dated years away must not make a chart
+of hundreds of thousands of empty days."""
+
+
+def _back(last: date, period: Period, count: int) -> date:
+    if period == "day":
+        return last - timedelta(days=count)
+    if period == "week":
+        return last - timedelta(days=7 * count)
+    months = last.year * 12 + last.month - 1 - count
+    return date(months // 12, months % 12 + 1, 1)
+
+
 def trend(kind: str, answers: Iterable[Answer], period: Period, *,
           start: date | None = None, end: date | None = None,
-          **options: Any) -> list[tuple[date, KpiResult]]:
+          max_buckets: int = MAX_BUCKETS, **options: Any) -> list[tuple[date, KpiResult]]:
     """The KPI per day, week (Monday) or month, in UTC, oldest first.
 
     Every bucket from the first to the last is present; buckets without answers carry a
     result with ``value`` None and ``responses`` 0, so a chart shows the gap instead of drawing
     a line across it. ``start``/``end`` (inclusive, any day inside the bucket) widen or narrow
-    the range — e.g. to the dashboard's date picker; answers outside it are ignored.
+    the range — e.g. to the dashboard's date picker; answers outside it are ignored. Only the
+    latest ``max_buckets`` buckets are returned.
     """
     buckets: dict[date, list[Answer]] = defaultdict(list)
     for answer in answers:
@@ -121,6 +136,7 @@ def trend(kind: str, answers: Iterable[Answer], period: Period, *,
     last = bucket_start(_as_datetime(end), period) if end else max(buckets, default=None)
     if first is None or last is None:
         return []
+    first = max(first, _back(last, period, max_buckets - 1))
     out: list[tuple[date, KpiResult]] = []
     current = first
     while current <= last:

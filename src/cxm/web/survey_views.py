@@ -457,8 +457,12 @@ def survey_invite(request: HttpRequest, survey_id: uuid.UUID) -> HttpResponse:
 def _evidence(driver: Any) -> tuple[str, str]:
     if driver.with_count < DRIVER_MIN_COUNT or driver.without_count < DRIVER_MIN_COUNT:
         return "too few answers", "muted"
-    if driver.significant:
+    # Judged on the q-value (false discovery rate over every driver of the page), not the raw
+    # p: with a dozen themes, one of them reaches p < 0.05 by luck alone.
+    if driver.q_value is not None and driver.q_value < 0.05:
         return "very likely real", "ok"
+    if driver.significant:
+        return "probably real, worth confirming", "warn"
     return "could be chance", "warn"
 
 
@@ -468,7 +472,7 @@ def survey_drivers(request: HttpRequest, survey_id: uuid.UUID) -> HttpResponse:
     survey = _survey_or_404(survey_id)
     try:
         found = metrics_queries.survey_drivers(survey, min_count=DRIVER_MIN_COUNT)
-        kind = metrics_queries.survey_results(survey).kind
+        kind = metrics_queries.kind_of(survey)
     except ValueError:
         found, kind = [], survey.kind
     group_labels = {"theme": "Theme", "touchpoint": "Touchpoint", "channel": "Channel"}

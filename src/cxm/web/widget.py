@@ -234,10 +234,18 @@ def widget_script(request: HttpRequest) -> HttpResponse:
 
 
 def _visitor(data: dict[str, Any]) -> Profile | None:
+    """The visitor the customer's server vouched for: the first identifier given must come
+    with ``userHash`` = HMAC-SHA256(widget secret, that identifier), checked before anything
+    is looked up, so the public write key alone reveals nothing about who is a customer."""
     for name, kind in VISITOR_FIELDS.items():
         value = _text(data, name)
         if not value:
             continue
+        if not tokens.visitor_hash_ok(value, _text(data, "userHash", 128)):
+            raise WidgetError(403, "identity_not_verified",
+                              f"send userHash (data-user-hash) with {name}: the HMAC-SHA256 of "
+                              "it with the widget secret, made by your server "
+                              "(`cxm widget secret`)")
         try:
             return identity_queries.by_identifier(kind, value)
         except NotFound:

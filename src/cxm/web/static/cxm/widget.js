@@ -1,9 +1,11 @@
 /* cxm survey widget — runs on other sites' pages.
  *
  *   <script src="https://cxm.example/widget.js" data-write-key="…" data-survey="<slug>"
- *           data-user-id="…" async></script>
+ *           data-user-id="…" data-user-hash="<HMAC-SHA256 of the user id, from your server>"
+ *           async></script>
  *
- * Also: data-anonymous-id, data-email, data-lang (a language to prefer). Asks the platform
+ * Or data-email / data-anonymous-id instead of data-user-id (the hash is then of that value).
+ * Also: data-lang (a language to prefer). Asks the platform
  * whether this visitor should see the survey (POST /w/v1/surveys/<slug>/ask); if so, shows
  * it in a Shadow DOM (the page's CSS does not reach in, ours does not leak out), submits to
  * POST /w/v1/responses, thanks, and can be dismissed (not shown again in this browser tab).
@@ -22,6 +24,7 @@
     userId: script.getAttribute("data-user-id") || "",
     anonymousId: script.getAttribute("data-anonymous-id") || "",
     email: script.getAttribute("data-email") || "",
+    userHash: script.getAttribute("data-user-hash") || "",
     language: script.getAttribute("data-lang") || ""
   };
   if (!cfg.survey || !(cfg.userId || cfg.anonymousId || cfg.email)) { return; }
@@ -308,7 +311,8 @@
     try { languages = Array.prototype.slice.call(navigator.languages || [], 0, 10); } catch (e) { /* old browser */ }
     post("/w/v1/surveys/" + encodeURIComponent(cfg.survey) + "/ask", {
       userId: cfg.userId || undefined, anonymousId: cfg.anonymousId || undefined,
-      email: cfg.email || undefined, language: cfg.language || undefined,
+      email: cfg.email || undefined, userHash: cfg.userHash || undefined,
+      language: cfg.language || undefined,
       languages: languages
     }, true).then(function (response) {
       if (response.status !== 200) {
