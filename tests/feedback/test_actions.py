@@ -291,3 +291,23 @@ def test_answers_sent_as_events_count_only_for_active_surveys(person: Person,
     (response,) = Response.objects.all()
     assert response.score == 9.0 and response.channel == "email"
     assert queries.comment_of(response) == "Quick delivery"
+
+
+def test_a_survey_with_answers_keeps_its_kind_and_score_question(nps_survey: Survey) -> None:
+    import copy
+
+    actions.submit(actions.Submission(survey=nps_survey, answers={"score": 9},
+                                      channel="import"), actor=ANALYST)
+    csat = {"questions": [{"id": "score", "type": "csat", "text": "Happy?", "required": True}]}
+    with pytest.raises(Conflict, match="1 answers: its kind and its score question"):
+        actions.update_survey(nps_survey.id, kind="csat", definition=csat, actor=ANALYST)
+    moved = copy.deepcopy(NPS_DEFINITION)
+    moved["questions"][0]["id"] = "rating"
+    moved["questions"][2]["show_if"]["question"] = "rating"
+    moved["translations"] = {}
+    with pytest.raises(Conflict, match="cannot change"):
+        actions.update_survey(nps_survey.id, definition=moved, actor=ANALYST)
+    reworded = copy.deepcopy(NPS_DEFINITION)
+    reworded["questions"][0]["text"] = "Would you recommend us?"
+    changed = actions.update_survey(nps_survey.id, definition=reworded, actor=ANALYST)
+    assert changed.definition["questions"][0]["text"] == "Would you recommend us?"

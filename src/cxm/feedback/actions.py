@@ -92,6 +92,26 @@ def _check_kind_matches(kind: str, definition: Mapping[str, Any]) -> None:
                            f"{kind!r}", code="invalid_definition")
 
 
+def _check_answers_still_fit(survey: Survey, fields: Mapping[str, Any]) -> None:
+    """Once a survey has answers, what its headline score means cannot change: a new kind or
+    another score question would silently drop the earlier answers from its results."""
+    if "kind" not in fields and "definition" not in fields:
+        return
+    answered = survey.responses.count()
+    if not answered:
+        return
+    before = _score_question(survey_definition.parse(survey.definition), survey.kind)
+    after = _score_question(survey_definition.parse(fields.get("definition", survey.definition)),
+                            fields.get("kind", survey.kind))
+    same = (before is None and after is None) or (
+        before is not None and after is not None and (before.id, before.type) ==
+        (after.id, after.type))
+    if fields.get("kind", survey.kind) != survey.kind or not same:
+        raise Conflict(f"this survey has {answered} answers: its kind and its score question "
+                       "cannot change any more (make a new survey instead); texts, other "
+                       "questions and translations can", code="survey_has_answers")
+
+
 def create_survey(
     *, name: str, kind: str, definition: Mapping[str, Any], actor: Actor,
     status: str = "active", touchpoint: str = "", stage: str = "", trigger_event: str = "",
@@ -129,6 +149,7 @@ def update_survey(survey_id: uuid.UUID | str, *, actor: Actor, **changes: Any) -
             id=queries.survey_by_id(survey_id).id).get()
         _check_kind_matches(fields.get("kind", survey.kind),
                             fields.get("definition", survey.definition))
+        _check_answers_still_fit(survey, fields)
         if "name" in fields and Survey.objects.filter(name=fields["name"]).exclude(
                 id=survey.id).exists():
             raise Conflict(f"a survey named {fields['name']!r} exists already",

@@ -224,3 +224,10 @@ def suppressed_since(survey: Survey, profile_ids: Sequence[uuid.UUID], channel: 
     return Invitation.objects.filter(survey=survey, profile_id__in=list(profile_ids),
                                      channel=channel, status="suppressed",
                                      created_at__gte=since).exists()
+
+
+def scores_of(survey: Survey, kind: str) -> list[float]:
+    """Just the headline scores of a survey's answers of one kind (the list page's figure)."""
+    return [float(s) for s in Response.objects.filter(
+        survey=survey, kind=kind, score__isnull=False).values_list("score", flat=True)
+        if s is not None]

@@ -89,6 +89,21 @@ def survey_results(
         period=period, response_rate=rate, survey=survey)
 
 
+@dataclass(frozen=True)
+class Headline:
+    kind: str
+    overall: KpiResult
+    response_rate: RateResult
+
+
+def survey_headline(survey: Survey) -> Headline:
+    """The KPI and response rate alone — no slices, no trend — for lists of surveys."""
+    metric = _kind_of(survey, None)
+    invited, answered = feedback_queries.response_rate_inputs(survey)
+    return Headline(metric, kpi.compute(metric, feedback_queries.scores_of(survey, metric)),
+                    kpi.response_rate(invited, answered))
+
+
 def survey_drivers(
     survey: Survey | None = None, *, kind: str | None = None, min_count: int = 10,
 ) -> list[driver_analysis.Driver]:

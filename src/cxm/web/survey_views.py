@@ -151,7 +151,7 @@ def _tone_of(kind: str, value: float | None) -> str:
 
 def _headline(survey: Survey) -> dict[str, Any]:
     try:
-        results = metrics_queries.survey_results(survey)
+        results = metrics_queries.survey_headline(survey)
     except ValueError:  # a custom survey without any score yet
         return {"kpi": None, "rate": None}
     rate = results.response_rate
