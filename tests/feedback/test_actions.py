@@ -311,3 +311,24 @@ def test_a_survey_with_answers_keeps_its_kind_and_score_question(nps_survey: Sur
     reworded["questions"][0]["text"] = "Would you recommend us?"
     changed = actions.update_survey(nps_survey.id, definition=reworded, actor=ANALYST)
     assert changed.definition["questions"][0]["text"] == "Would you recommend us?"
+
+
+def test_a_person_known_only_by_a_user_id_or_anonymous_id_can_answer(
+    nps_survey: Survey,
+) -> None:
+    from cxm.identity import queries as identity_queries
+    from cxm.ingest.actions import ingest
+
+    for message in ({"userId": "u-only", "messageId": "only-1"},
+                    {"anonymousId": "anon-only", "messageId": "only-2"}):
+        ingest([{"type": "identify", "timestamp": "2026-01-01T00:00:00Z",
+                 "traits": {"consent": {"email": {"research": True}}}, **message}],
+               actor=Actor("test"), source="test")
+    for kind, value in (("user_id", "u-only"), ("anonymous_id", "anon-only")):
+        profile = identity_queries.by_identifier(kind, value)
+        invitation = actions.invite(survey=nps_survey, profile_id=profile.id, channel="link",
+                                    actor=ANALYST, touchpoint=value)
+        response = actions.answer_invitation(link_for(invitation), {"score": 8})
+        assert response.profile_id == profile.id
+        event = Event.objects.get(message_id=f"cxm-response-{response.id}")
+        assert event.profile_id == profile.id and event.channel == "survey"

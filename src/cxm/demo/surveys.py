@@ -9,7 +9,7 @@ from typing import Any
 from cxm.core.audit import Actor
 from cxm.feedback import actions as feedback_actions
 from cxm.feedback.models import Survey
-from cxm.ingest.models import Event
+from cxm.ingest import queries as ingest_queries
 
 _REASON = {"id": "comment", "type": "text", "text": "What is the main reason for your score?"}
 _REASON_DE = {"comment": {"text": "Was ist der wichtigste Grund für Ihre Bewertung?"}}
@@ -38,8 +38,7 @@ def load(actor: Actor) -> dict[str, int]:
     for spec in SURVEYS:
         if not Survey.objects.filter(name=spec["name"]).exists():
             feedback_actions.create_survey(actor=actor, **spec)
-    ids = list(Event.objects.filter(name=feedback_actions.EXTERNAL_EVENT)
-               .order_by("id").values_list("id", flat=True))
+    ids = ingest_queries.track_ids(feedback_actions.EXTERNAL_EVENT)
     recorded = skipped = 0
     for start in range(0, len(ids), _CHUNK):
         result = feedback_actions.record_event_answers(ids[start:start + _CHUNK], actor=actor)

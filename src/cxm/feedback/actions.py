@@ -25,8 +25,9 @@ from cxm.feedback import annotate, policy, queries, tasks, tokens
 from cxm.feedback import definition as survey_definition
 from cxm.feedback.models import Contact, ContactPolicy, Invitation, Response, Survey, Theme
 from cxm.identity import queries as identity_queries
-from cxm.identity.models import Identity, Profile
+from cxm.identity.models import Profile
 from cxm.ingest import actions as ingest_actions
+from cxm.ingest import queries as ingest_queries
 
 logger = logging.getLogger(__name__)
 
@@ -406,25 +407,6 @@ def invite_after_event(survey_id: uuid.UUID, profile_id: uuid.UUID, message_id: 
 # -- responses -------------------------------------------------------------------------------
 
 
-def _identifier_fields(profile: Profile) -> dict[str, Any]:
-    """How a message names this person: one of their identifiers, strongest first."""
-    order = {"userId": 0, "email": 1, "phone": 2, "anonymousId": 4}
-    rows = list(Identity.objects.filter(profile=profile).only("kind", "protected_value"))
-    rows.sort(key=lambda i: order.get(i.kind, 3))
-    for identity in rows:
-        value = pii.reveal(identity.protected_value) if identity.protected_value else ""
-        if not value:
-            continue
-        if identity.kind in {"userId", "anonymousId"}:
-            return {identity.kind: value}
-        if identity.kind in {"email", "phone"}:
-            return {"context": {"traits": {identity.kind: value}}}
-        if identity.kind.startswith("ext:"):
-            return {"context": {"externalIds": [{"type": identity.kind[4:], "id": value}]}}
-    raise NotFound("this customer has no identifier left to record the answer under",
-                   code="no_identifier")
-
-
 @dataclass(frozen=True)
 class Submission:
     """Answers to store. ``person`` are message fields naming the person when there is no
@@ -458,7 +440,8 @@ def submit(submission: Submission, *, actor: Actor) -> Response:
     invitation = submission.invitation
     profile_id = submission.profile_id or (invitation.profile_id if invitation else None)
     profile = _person(profile_id) if profile_id else None
-    person = dict(submission.person or {}) if profile is None else _identifier_fields(profile)
+    person = (dict(submission.person or {}) if profile is None
+              else identity_queries.message_fields_of(profile))
     if not person and submission.channel != "import":
         raise InvalidInput("a response needs the person who gave it (an email, a user id or a "
                            "profile)", code="no_person")
@@ -507,7 +490,7 @@ def submit(submission: Submission, *, actor: Actor) -> Response:
             result = ingest_actions.store_messages(messages, actor=actor, source=source)
             ingest_actions.record_outcomes(source, received.date(), result)
         if profile is None and messages:
-            stored = _profile_of_message(messages[0].message_id)
+            stored = ingest_queries.profile_of_message(messages[0].message_id)
             profile = _person(stored) if stored else None
         response.invitation = invitation
         response.profile_id = profile.id if profile else None
@@ -570,13 +553,6 @@ def _timeline_event(
         if key in person:
             event[key] = person[key]
     return event
-
-
-def _profile_of_message(message_id: str) -> uuid.UUID | None:
-    from cxm.ingest.models import Event
-
-    return Event.objects.filter(message_id=message_id).values_list(
-        "profile_id", flat=True).first()
 
 
 def answer_invitation(token: str, answers: Mapping[str, Any], *, language: str = "") -> Response:
@@ -692,10 +668,7 @@ def record_event_answers(event_ids: Sequence[int], *, actor: Actor) -> EventAnsw
     events (properties ``survey_name``, ``score``, optional ``comment``) become responses of
     the survey with that name. The event already is the timeline entry, so none is added.
     Idempotent: each event is recorded once (``client_key`` ``event:<messageId>``)."""
-    from cxm.ingest.models import Event
-
-    events = list(Event.objects.filter(id__in=list(event_ids), type="track",
-                                       name=EXTERNAL_EVENT, profile_id__isnull=False))
+    events = ingest_queries.tracks(event_ids, [EXTERNAL_EVENT])
     if not events:
         return EventAnswers(0, 0)
     # Only surveys collecting answers: a draft or closed survey's figures stay as they are.

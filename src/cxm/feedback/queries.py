@@ -231,3 +231,17 @@ def scores_of(survey: Survey, kind: str) -> list[float]:
     return [float(s) for s in Response.objects.filter(
         survey=survey, kind=kind, score__isnull=False).values_list("score", flat=True)
         if s is not None]
+
+
+def scored_kind(survey: Survey) -> str | None:
+    """The kind of a survey's scored answers (for a custom survey: its first score question's)."""
+    found = Response.objects.filter(survey=survey, score__isnull=False).values_list(
+        "kind", flat=True).first()
+    return str(found) if found else None
+
+
+def theme_links() -> list[tuple[int, uuid.UUID, datetime, str, float | None]]:
+    """Every (theme, response, submitted_at, sentiment, sentiment_score) link."""
+    return list(Response.themes.through.objects.values_list(
+        "theme_id", "response_id", "response__submitted_at", "response__sentiment",
+        "response__sentiment_score"))

@@ -72,17 +72,15 @@ def on_events_stored(event_ids: Sequence[int]) -> None:
     and record answers other survey tools sent as events. Costs nothing per batch until a
     survey exists (the list is cached briefly), then one query by primary key."""
     from cxm.feedback.actions import EXTERNAL_EVENT
-    from cxm.ingest.models import Event
+    from cxm.ingest import queries as ingest_queries
 
     any_survey, triggers = _active_triggers()
     if not any_survey or not event_ids:
         return
-    rows = Event.objects.filter(id__in=list(event_ids), type="track",
-                                name__in=[*triggers, EXTERNAL_EVENT],
-                                profile_id__isnull=False) \
-        .values_list("id", "name", "profile_id", "message_id")
     answers = []
-    for event_id, name, profile_id, message_id in rows:
+    for event in ingest_queries.tracks(event_ids, [*triggers, EXTERNAL_EVENT]):
+        event_id, name, profile_id, message_id = (event.id, event.name, event.profile_id,
+                                                  event.message_id)
         if name == EXTERNAL_EVENT:
             answers.append(event_id)
         for survey in triggers.get(name, []):

@@ -216,3 +216,30 @@ def channel_counts(profile: Profile) -> dict[str, int]:
 
 def reveal(stored: str) -> str:
     return pii.reveal(stored) if stored else ""
+
+
+# Strongest first: the identifier a message about this person should carry.
+_MESSAGE_ID_ORDER = {spec.KIND_USER_ID: 0, spec.KIND_EMAIL: 1, spec.KIND_PHONE: 2,
+                     spec.KIND_ANONYMOUS_ID: 4, spec.KIND_PREVIOUS_ID: 5}
+
+
+def message_fields_of(profile: Profile) -> dict[str, Any]:
+    """Segment message fields that name this person (one identifier, strongest first), for a
+    message another app sends through ingest about them — e.g. a survey answer."""
+    rows = list(Identity.objects.filter(profile=profile).only("kind", "protected_value"))
+    rows.sort(key=lambda i: (_MESSAGE_ID_ORDER.get(i.kind, 3), i.kind))
+    for identity in rows:
+        value = pii.reveal(identity.protected_value) if identity.protected_value else ""
+        if not value:
+            continue
+        if identity.kind == spec.KIND_USER_ID:
+            return {"userId": value}
+        if identity.kind in {spec.KIND_ANONYMOUS_ID, spec.KIND_PREVIOUS_ID}:
+            return {"anonymousId": value}
+        if identity.kind in {spec.KIND_EMAIL, spec.KIND_PHONE}:
+            return {"context": {"traits": {identity.kind: value}}}
+        if identity.kind.startswith(spec.EXTERNAL_PREFIX):
+            return {"context": {"externalIds": [
+                {"type": identity.kind.removeprefix(spec.EXTERNAL_PREFIX), "id": value}]}}
+    raise NotFound("this customer has no identifier left to record a message under",
+                   code="no_identifier")

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cxm.feedback import queries as feedback_queries
-from cxm.feedback.models import Response, Survey
+from cxm.feedback.models import Survey
 from cxm.metrics import drivers as driver_analysis
 from cxm.metrics import kpi, slicing
 from cxm.metrics.kpi import KpiResult, RateResult
@@ -56,8 +56,7 @@ def _kind_of(survey: Survey | None, kind: str | None) -> str:
     if survey is not None and survey.kind in SCORED_KINDS:
         return survey.kind
     if survey is not None:  # a custom survey: the kind of its first score question
-        found = Response.objects.filter(survey=survey, score__isnull=False).values_list(
-            "kind", flat=True).first()
+        found = feedback_queries.scored_kind(survey)
         if found in SCORED_KINDS:
             return str(found)
     raise ValueError("say which metric: nps, csat or ces")
@@ -149,10 +148,7 @@ def theme_stats(period: str = "month", examples: int = 3) -> list[ThemeStat]:
     themes = list(feedback_queries.active_themes())
     names = feedback_queries.canonical_theme_names()
     by_name: dict[str, list[tuple[str, datetime, str, float | None]]] = defaultdict(list)
-    through = Response.themes.through.objects.values_list(
-        "theme_id", "response_id", "response__submitted_at", "response__sentiment",
-        "response__sentiment_score")
-    for theme_id, response_id, at, sentiment, score in through:
+    for theme_id, response_id, at, sentiment, score in feedback_queries.theme_links():
         by_name[names.get(theme_id, "")].append((str(response_id), at, sentiment, score))
     stats = []
     for theme in themes:
