@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
-
-from cxm.core import pii
+from cxm.core import pii, privacy
 from cxm.core.registry import PersonalDataStore, Subject
 from cxm.feedback.models import Contact, Invitation, Response
 
@@ -52,24 +50,8 @@ def erase(subject: Subject) -> dict[str, int]:
 
 
 def reencrypt(rewrite: Callable[[Any], Any], batch_size: int) -> int:
-    changed = 0
-    last = None
-    while True:
-        with transaction.atomic():
-            query = Response.objects.order_by("id").only("id", "comment", "answers")
-            if last is not None:
-                query = query.filter(id__gt=last)
-            batch = list(query.select_for_update()[:batch_size])
-            if not batch:
-                break
-            last = batch[-1].id
-            for response in batch:
-                comment, answers = rewrite(response.comment), rewrite(response.answers)
-                if comment != response.comment or answers != response.answers:
-                    Response.objects.filter(id=response.id).update(comment=comment,
-                                                                   answers=answers)
-                    changed += 1
-    return changed
+    return privacy.reencrypt_rows(Response.objects.all(), ("comment", "answers"), rewrite,
+                                  batch_size)
 
 
 # Erased before the identity store (order 100): responses point at profiles.

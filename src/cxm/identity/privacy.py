@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 
-from cxm.core import pii
+from cxm.core import pii, privacy
 from cxm.core.registry import PersonalDataStore, Subject
 from cxm.identity import queries
 from cxm.identity.models import Identity, Merge, MergeBlock, Profile
@@ -60,40 +59,11 @@ def erase(subject: Subject) -> dict[str, int]:
 
 
 def reencrypt(rewrite: Callable[[Any], Any], batch_size: int) -> int:
-    changed = 0
-    last = None
-    while True:
-        with transaction.atomic():
-            query = Profile.objects.order_by("id")
-            if last is not None:
-                query = query.filter(id__gt=last)
-            batch = list(query.select_for_update()[:batch_size])
-            if not batch:
-                break
-            last = batch[-1].id
-            for profile in batch:
-                fields = {
-                    "display_name": rewrite(profile.display_name),
-                    "email": rewrite(profile.email), "phone": rewrite(profile.phone),
-                    "traits": rewrite(profile.traits),
-                }
-                if any(getattr(profile, k) != v for k, v in fields.items()):
-                    Profile.objects.filter(id=profile.id).update(**fields)
-                    changed += 1
-    last_id = 0
-    while True:
-        with transaction.atomic():
-            rows = list(Identity.objects.filter(id__gt=last_id).order_by("id")
-                        .select_for_update().values_list("id", "protected_value")[:batch_size])
-            if not rows:
-                break
-            last_id = rows[-1][0]
-            for ident_id, protected in rows:
-                new = rewrite(protected)
-                if new != protected:
-                    Identity.objects.filter(id=ident_id).update(protected_value=new)
-                    changed += 1
-    return changed
+    return (privacy.reencrypt_rows(Profile.objects.all(),
+                                   ("display_name", "email", "phone", "traits"), rewrite,
+                                   batch_size)
+            + privacy.reencrypt_rows(Identity.objects.all(), ("protected_value",), rewrite,
+                                     batch_size))
 
 
 STORE = PersonalDataStore(name="identity", export=export, erase=erase, reencrypt=reencrypt,

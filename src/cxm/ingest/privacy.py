@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
-
-from cxm.core import pii
+from cxm.core import pii, privacy
 from cxm.core.registry import PersonalDataStore, Subject
 from cxm.ingest.models import Event, ProfileChannel
 
@@ -34,22 +32,9 @@ def erase(subject: Subject) -> dict[str, int]:
 
 
 def reencrypt(rewrite: Callable[[Any], Any], batch_size: int) -> int:
-    changed = 0
-    last_id = 0
-    while True:
-        with transaction.atomic():
-            rows = list(Event.objects.filter(id__gt=last_id).order_by("id")
-                        .values_list("id", "payload")[:batch_size])
-            if not rows:
-                break
-            last_id = rows[-1][0]
-            for event_id, payload in rows:
-                new = rewrite(payload)
-                if new != payload:
-                    # Only the payload column: a concurrent merge may be moving profile_id.
-                    Event.objects.filter(id=event_id).update(payload=new)
-                    changed += 1
-    return changed
+    # Unlocked, and only the payload column: a concurrent merge may be moving profile_id.
+    return privacy.reencrypt_rows(Event.objects.all(), ("payload",), rewrite, batch_size,
+                                  lock=False)
 
 
 STORE = PersonalDataStore(name="ingest", export=export, erase=erase, reencrypt=reencrypt,
