@@ -125,3 +125,22 @@ def login(client: Any) -> Callable[[Any], Any]:
         return client
 
     return log_in
+
+
+def watch(page: Any, servers: tuple[str, ...], *, console_ignored: str | None = None,
+          aborted_ok: bool = True) -> list[str]:
+    """Collects what should fail a browser test: a script error, a console error (except
+    those containing ``console_ignored``), a failed request, or any request that leaves
+    ``servers`` (no CDN: the product runs offline). With ``aborted_ok``, a request the browser
+    itself cancels because the page moved on (a click that navigates while a script still
+    loads) is not a failure of ours. Assert the returned list is empty after the test."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda m: problems.append(f"console: {m.text} {m.location}")
+            if m.type == "error" and not (console_ignored and console_ignored in m.text)
+            else None)
+    page.on("requestfailed", lambda r: None if aborted_ok and r.failure == "net::ERR_ABORTED"
+            else problems.append(f"failed: {r.url} {r.failure}"))
+    page.on("request", lambda r: None if r.url.startswith(servers)
+            else problems.append(f"external request: {r.url}"))
+    return problems

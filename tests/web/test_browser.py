@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from cxm.identity import queries
-from tests.web.conftest import PASSWORD, Customer, make_customer
+from tests.web.conftest import PASSWORD, Customer, make_customer, watch
 
 # pytest-playwright's sync API keeps an event loop running in this thread, and Django refuses
 # ORM calls from a thread with a running loop; the tests and fixtures here are plain sync code.
@@ -45,17 +45,8 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 @pytest.fixture
 def watched(page: Page, live_server: Any) -> Iterator[Page]:
     """The page, failing the test on a script error, a failed request or any request that
-    leaves the server under test (no CDN: the product runs offline)."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" else None)
-    # A request the browser itself cancels because the page moved on (a click that navigates
-    # while a script still loads) is not a failure of ours.
-    page.on("requestfailed", lambda r: None if r.failure == "net::ERR_ABORTED"
-            else problems.append(f"failed: {r.url} {r.failure}"))
-    page.on("request", lambda r: None if r.url.startswith(live_server.url)
-            else problems.append(f"external request: {r.url}"))
+    leaves the server under test (``tests.web.conftest.watch``)."""
+    problems = watch(page, (live_server.url,))
     yield page
     assert problems == []
 

@@ -18,6 +18,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from cxm.feedback import tokens
 from cxm.feedback.models import Invitation, Response
 from cxm.web import public_survey_views, widget
+from tests.web.conftest import watch
 from tests.web.test_public_survey import (
     Respondent,
     link_for,
@@ -50,13 +51,8 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 def watched(page: Page, live_server: Any) -> Iterator[Page]:
     """Fails the test on a script error, a console error, a failed request, or a request to
     anywhere but the server under test and the pretend shop."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text}")
-            if m.type == "error" and "status of 4" not in m.text else None)
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-    page.on("request", lambda r: None if r.url.startswith((live_server.url, "http://shop.localhost:"))
-            else problems.append(f"external request: {r.url}"))
+    problems = watch(page, (live_server.url, "http://shop.localhost:"),
+                     console_ignored="status of 4", aborted_ok=False)
     yield page
     assert problems == []
 

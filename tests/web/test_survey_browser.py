@@ -19,7 +19,7 @@ from cxm.core.clock import now
 from cxm.feedback import actions
 from cxm.feedback.models import Survey
 from cxm.identity import actions as identity_actions
-from tests.web.conftest import Customer, make_customer, make_user
+from tests.web.conftest import Customer, make_customer, make_user, watch
 from tests.web.test_browser import (  # noqa: F401  (fixtures used by name)
     SCREENS,
     _vendored_assets,
@@ -86,18 +86,9 @@ def shop(transactional_db: Any) -> tuple[Survey, list[Customer]]:
 
 @pytest.fixture
 def watched(page: Page, live_server: Any) -> Iterator[Page]:
-    """As in test_browser, failing on script errors, failed or external requests — except the
-    400 answers a form with mistakes gets on purpose (Chromium logs each as a console error)."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda m: problems.append(f"console: {m.text} {m.location}")
-            if m.type == "error" and "status of 400" not in m.text else None)
-    # A request the browser itself cancels because the page moved on (a click that navigates
-    # while a script still loads) is not a failure of ours.
-    page.on("requestfailed", lambda r: None if r.failure == "net::ERR_ABORTED"
-            else problems.append(f"failed: {r.url} {r.failure}"))
-    page.on("request", lambda r: None if r.url.startswith(live_server.url)
-            else problems.append(f"external request: {r.url}"))
+    """As in test_browser — except the 400 answers a form with mistakes gets on purpose
+    (Chromium logs each as a console error)."""
+    problems = watch(page, (live_server.url,), console_ignored="status of 400")
     yield page
     assert problems == []
 
