@@ -559,8 +559,8 @@ def answer_invitation(token: str, answers: Mapping[str, Any], *, language: str =
     invitation = queries.invitation_by_token(token)
     # No IP: the audit log is permanent and a respondent's address is personal data.
     actor = Actor(f"respondent:invitation:{invitation.id}")
-    channel = "email" if invitation.channel == "email" else invitation.channel
-    return submit(Submission(survey=invitation.survey, answers=answers, channel=channel,
+    return submit(Submission(survey=invitation.survey, answers=answers,
+                             channel=invitation.channel,
                              language=language, invitation=invitation), actor=actor)
 
 
