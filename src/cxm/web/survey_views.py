@@ -97,7 +97,10 @@ def kpi_view(kind: str, result: KpiResult) -> dict[str, Any]:
     return {
         "kind": kind, "label": survey_forms.KIND_LABELS.get(kind, kind.upper()),
         "value": fmt_value(kind, result.value), "raw": result.value,
-        "ci": fmt_ci(kind, result), "responses": result.responses, "classes": classes,
+        "ci": fmt_ci(kind, result),
+        "ci_low": fmt_value(kind, result.ci.low) if result.ci else "",
+        "ci_high": fmt_value(kind, result.ci.high) if result.ci else "",
+        "responses": result.responses, "classes": classes,
         "unit": " / 7" if kind == "ces" else "", "tone": _tone_of(kind, result.value),
     }
 
