@@ -28,8 +28,10 @@ Concurrency (PostgreSQL, where batches run in parallel; SQLite serialises its wr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -72,7 +74,29 @@ def _lock_keys(keys: set[rules.IdentKey]) -> None:
 
 
 def _to_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+    if isinstance(value, uuid.UUID):
+        # PostgreSQL hands back a new object per row: keep one per id (see _uuid_of).
+        found = _interned.get(value.int)
+        if found is None:
+            if len(_interned) >= 1 << 16:
+                _interned.clear()
+            found = _interned[value.int] = value
+        return found
+    return _uuid_of(value)
+
+
+_interned: dict[int, uuid.UUID] = {}
+# Sorting profile ids: by their integer, the same order as their text (fixed-width hex) and as
+# PostgreSQL's ``ORDER BY id``, without a Python-level ``str()`` per id.
+_id_order = operator.attrgetter("int")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _uuid_of(text: str) -> uuid.UUID:
+    """SQLite hands profile ids back as text, the same few again and again within a batch.
+    One shared object per id is also what makes the planner's dicts fast: a lookup with the
+    very object that is the key skips ``UUID.__eq__`` (a Python-level method)."""
+    return uuid.UUID(text)
 
 
 def _to_datetime(value: Any) -> datetime:
@@ -114,7 +138,7 @@ def _profile_facts(
     """(created_at, merged_into) of profiles — plain values, no model instances."""
     if not ids:
         return {}
-    ordered = sorted(ids, key=str)
+    ordered = sorted(ids, key=_id_order)
     clause, params = _in_clause([sql.adapt_uuid(pid) for pid in ordered])
     tail = " ORDER BY id FOR NO KEY UPDATE" if lock and sql.is_postgres() else ""
     with connection.cursor() as cursor:
@@ -128,7 +152,7 @@ def _lock_profiles(ids: set[uuid.UUID]) -> dict[uuid.UUID, Profile]:
     """Lock (PostgreSQL, in id order) and load whole profiles."""
     if not ids:
         return {}
-    query = Profile.objects.filter(id__in=sorted(ids, key=str)).order_by("id")
+    query = Profile.objects.filter(id__in=sorted(ids, key=_id_order)).order_by("id")
     if connection.vendor == "postgresql":
         query = query.select_for_update(no_key=True)
     return {p.id: p for p in query}
@@ -145,7 +169,7 @@ def lock_identifiers(messages: Sequence[Message]) -> None:
     """Ingest's preparer (runs before the messageId check). Only when the batch cannot be
     retried does it lock every identifier up front, as a whole-batch critical section; the
     retryable path locks what it must inside :func:`resolve_messages`."""
-    if pipeline.lock_hint.get() == pipeline.LOCK_ALL:
+    if pipeline.lock_hint.get() == pipeline.LOCK_ALL and sql.is_postgres():
         _lock_keys(rules.lookup_candidates(k for m in messages for k in m.identifiers))
 
 
@@ -169,29 +193,46 @@ def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> Resolut
     user_ids: dict[uuid.UUID, set[str]] = {}
     blocked: set[frozenset[uuid.UUID]] = set()
     to_read = index_of
+    plan: rules.Plan | None = None
     for _attempt in range(_MAX_RESOLVE_ATTEMPTS):
-        owners.update(_load_owners(to_read))
+        fresh = _load_owners(to_read) if to_read else {}
+        if plan is not None and not fresh:
+            # The identifiers just locked and read again are still unowned: nothing the plan
+            # was made from has changed, so it stands (planning a large batch again costs more
+            # than all of its reads).
+            break
+        owners.update(fresh)
         owner_ids = {pid for _, pid in owners.values()}
         found.update(_profile_facts(owner_ids - set(found), lock=pg and conservative))
         # A profile merged away by a concurrent batch after we read its identities: read again.
         if len(found) != len(owner_ids) or any(m is not None for _, m in found.values()):
-            owners, found, user_ids, blocked, to_read = {}, {}, {}, set(), index_of
+            owners, found, user_ids, blocked, to_read, plan = {}, {}, {}, set(), index_of, None
             continue
         facts: dict[uuid.UUID, rules.ProfileFacts] = {
-            pid: rules.ProfileFacts(created_at=created, persisted=True)
+            pid: rules.ProfileFacts(created_at=created, persisted=True,
+                                    user_ids=set(user_ids.get(pid, ())))
             for pid, (created, _) in found.items()
         }
         owner_map = {key: pid for key, (_, pid) in owners.items()}
-        plan = rules.plan_batch(batch, owner_map, facts, set(), batch_time, uuid7)
-        if plan.touched_stored:
-            # User ids and unmerge blocks only matter when stored profiles would merge, which
-            # is rare; plan again with them rather than load them for every batch.
-            unread = {pid: facts[pid] for pid in facts if pid not in user_ids}
-            blocked |= _load_merge_facts(unread)
-            user_ids.update((pid, f.user_ids) for pid, f in unread.items())
-            for pid, f in facts.items():
-                f.user_ids = set(user_ids[pid])
-            plan = rules.plan_batch(batch, owner_map, facts, blocked, batch_time, uuid7)
+        # Load up front the merge facts of the stored profiles a merge can touch, so that one
+        # plan usually suffices; the loop below makes it exact whatever this guesses.
+        likely = _merge_candidates(messages, owner_map) - user_ids.keys()
+        if likely:
+            loaded = {pid: facts[pid] for pid in likely}
+            blocked |= _load_merge_facts(loaded)
+            user_ids.update((pid, set(f.user_ids)) for pid, f in loaded.items())
+        plan = rules.plan_batch(batch, owner_map, facts, blocked, batch_time, uuid7)
+        while unread := plan.merge_parties - user_ids.keys():
+            # User ids and unmerge blocks only matter for stored profiles the plan would merge:
+            # load them for those and plan again if they say anything (a profile with none
+            # plans the same). A new plan may consider other merges: repeat until it consults
+            # only facts it knows.
+            loaded = {pid: facts[pid] for pid in unread}
+            new_blocks = _load_merge_facts(loaded)
+            blocked |= new_blocks
+            user_ids.update((pid, set(f.user_ids)) for pid, f in loaded.items())
+            if new_blocks or any(f.user_ids for f in loaded.values()):
+                plan = rules.plan_batch(batch, owner_map, facts, blocked, batch_time, uuid7)
         if pg:
             need = ({key for key, _ in plan.new_identities}
                     | (keys if plan.merges else set()))
@@ -206,13 +247,31 @@ def resolve_messages(messages: Sequence[Message], actor: audit.Actor) -> Resolut
                 # Read those again: a batch we waited for may have created them. Identifiers
                 # read before keep their owner; if a concurrent merge moved one since, the
                 # final sweep (_finish) sees the merged profile and the batch runs again.
-                to_read = {key: index_of[key] for key in missing}
+                to_read = {key: index_of[key] for key in missing if key not in owners}
                 continue
         break
     else:
         raise Conflict("profiles kept changing during identity resolution; retry the request",
                        code="identity_contention", status=503)
+    assert plan is not None
     return _apply(plan, messages, owners, facts, index_of, actor, batch_time)
+
+
+def _merge_candidates(
+    messages: Sequence[Message], owner_map: dict[rules.IdentKey, uuid.UUID],
+) -> set[uuid.UUID]:
+    """Stored profiles that own an identifier of a message whose other identifiers are
+    unknown or belong to another profile: the ones a merge may involve."""
+    found: set[uuid.UUID] = set()
+    get = owner_map.get
+    for message in messages:
+        identifiers = message.identifiers
+        if len(identifiers) < 2:
+            continue
+        owners = {get(key) for key in rules.lookup_candidates(identifiers)}
+        if len(owners) > 1:
+            found.update(pid for pid in owners if pid is not None)
+    return found
 
 
 # Ingest runs this before its transaction (``pipeline.precompute``).
@@ -317,7 +376,20 @@ _DISPLAY_TRAITS = frozenset({"name", "firstName", "first_name", "lastName", "las
                              "phone"})
 
 
-def _set_display(profile: Profile) -> None:
+class _Loaded:
+    """What the end-of-batch sweep reads of a profile whose traits change: a plain object
+    (a model instance costs more to build than the rest of its handling)."""
+
+    __slots__ = ("consent", "display_name", "email", "id", "phone", "preferences",
+                 "search_index", "traits")
+
+    def __init__(self, pid: uuid.UUID, traits: dict[str, Any], preferences: dict[str, Any],
+                 consent: dict[str, Any]):
+        self.id, self.traits, self.preferences, self.consent = pid, traits, preferences, consent
+        self.display_name = self.email = self.phone = self.search_index = ""
+
+
+def _set_display(profile: Profile | _Loaded) -> None:
     """Protected display fields and search tokens, from the profile's traits."""
     name, email, phone = rules.display_fields(profile.traits)
     profile.display_name = pii.protect(name)
@@ -328,12 +400,12 @@ def _set_display(profile: Profile) -> None:
 
 def _lock_for_finish(
     ids: list[uuid.UUID], data_ids: set[uuid.UUID],
-) -> dict[uuid.UUID, Profile | None]:
+) -> dict[uuid.UUID, _Loaded | None]:
     """Every profile the batch writes to, locked in one statement in id order (PostgreSQL; the
     only row locks a batch without merges takes, so batches cannot deadlock on them), with
     traits, preferences and consent loaded only for ``data_ids``."""
     pg = sql.is_postgres()
-    data = [sql.adapt_uuid(pid) for pid in sorted(data_ids, key=str)]
+    data = [sql.adapt_uuid(pid) for pid in sorted(data_ids, key=_id_order)]
     if pg:
         query = ("SELECT id, merged_into_id, "
                  "CASE WHEN id = ANY(%s) THEN traits END, "
@@ -359,15 +431,14 @@ def _lock_for_finish(
                                f"FROM identity_profile WHERE id {clause}", params)
                 out.extend(cursor.fetchall())
         rows = out
-    profiles: dict[uuid.UUID, Profile | None] = {}
+    profiles: dict[uuid.UUID, _Loaded | None] = {}
     for pid, merged, traits, preferences, consent in rows:
         if merged is not None:
             _changed_under_us()
         if traits is None:
             profiles[_to_uuid(pid)] = None  # locked, counters only: no model instance
             continue
-        profile = Profile(id=_to_uuid(pid), traits=_json(traits), preferences=_json(preferences),
-                          consent=_json(consent))
+        profile = _Loaded(_to_uuid(pid), _json(traits), _json(preferences), _json(consent))
         profiles[profile.id] = profile
     return profiles
 
@@ -399,7 +470,7 @@ def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: dat
         per_channel[(pid, message.channel)] += 1
         if message.traits or message.consent:
             with_data.append((pid, message))
-    order = sorted(per_profile, key=str)
+    order = sorted(per_profile, key=_id_order)
     profiles = _lock_for_finish(order, {pid for pid, _ in with_data})
     if len(profiles) != len(order):
         _changed_under_us()
@@ -420,8 +491,8 @@ def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: dat
         consent_changed[pid].update(rules.fold_consent(
             profile.consent, rules.consent_updates(message.traits, message.consent),
             source=actor.label, at=stamp))
-    data_updates: list[Profile] = []
-    display_updates: list[Profile] = []
+    data_updates: list[_Loaded] = []
+    display_updates: list[_Loaded] = []
     for pid in order:
         keys, consent_keys = changed.get(pid), consent_changed.get(pid)
         if not keys and not consent_keys:

@@ -70,6 +70,10 @@ class Plan:
     refused_links: list[dict[str, str]] = field(default_factory=list)
     # Whether any merge involved a stored profile (then user ids and blocks must be known).
     touched_stored: bool = False
+    # The stored profiles whose user ids and unmerge blocks the plan consulted (each side of
+    # every merge it considered). Only these facts can change the plan: a caller that did not
+    # know them plans again once it does.
+    merge_parties: set[uuid.UUID] = field(default_factory=set)
 
 
 def lookup_candidates(identifiers: Iterable[IdentKey]) -> set[IdentKey]:
@@ -105,13 +109,16 @@ class _Planner:
         self.linked: dict[IdentKey, uuid.UUID] = {}
 
     def find(self, pid: uuid.UUID) -> uuid.UUID:
-        root = pid
-        while root in self.parent:
-            root = self.parent[root]
-        while pid != root:  # path compression
-            nxt = self.parent[pid]
-            self.parent[pid] = root
-            pid = nxt
+        parent = self.parent
+        if pid not in parent:  # most profiles were never merged: one lookup
+            return pid
+        root = parent[pid]
+        while root in parent:
+            root = parent[root]
+        # Path compression, walking by membership rather than ``!=``, which for UUIDs is a
+        # Python-level call per step.
+        while pid in parent:
+            parent[pid], pid = root, parent[pid]
         return root
 
     def new_profile(self, user_id: str | None) -> uuid.UUID:
@@ -140,6 +147,9 @@ class _Planner:
                   explicit: bool = False) -> uuid.UUID:
         """Merge b's profile into a's (or the other way round); returns the profile the message
         now belongs to."""
+        for pid in (a, b):
+            if self.facts[pid].persisted:
+                self.plan.merge_parties.add(pid)
         if frozenset((a, b)) in self.blocked:
             self.plan.refused_links.append({"kind": key[0], "message_id": message_id,
                                             "reason": "unmerged_by_person"})

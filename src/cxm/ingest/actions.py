@@ -246,7 +246,7 @@ _group_commit = _GroupCommit()
 
 
 @dataclass(slots=True)
-class _Prepared:
+class Prepared:
     """Messages with their event rows built (payload encrypted and serialised) before the
     transaction starts, so the write lock (SQLite) is held only for the writes."""
 
@@ -255,8 +255,41 @@ class _Prepared:
     repeats: int
     precomputed: Any = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (by the file importer, between its two processes) without the messages'
+        # payloads — the storing side reads them only from ``rows``, encrypted — and with each
+        # message as a plain tuple, which unpickles several times faster than the object.
+        packed = [(m.message_id, m.type, m.name, m.user_id, m.anonymous_id, m.timestamp,
+                   m.received_at, m.sent_at, m.original_timestamp, m.channel, m.identifiers,
+                   m.traits, m.previous_id, m.group_id, m.consent) for m in self.messages]
+        return (_unpack_prepared, (packed, self.rows, self.repeats, self.precomputed))
 
-def _prepare(messages: Sequence[spec.Message], source: str) -> _Prepared:
+
+def _unpack_prepared(packed: list[tuple[Any, ...]], rows: list[list[Any]], repeats: int,
+                     precomputed: Any) -> Prepared:
+    message = spec.Message
+    messages = [message(i, t, n, u, a, ts, r, s, o, c, ids, tr, {}, p, g, co)
+                for i, t, n, u, a, ts, r, s, o, c, ids, tr, p, g, co in packed]
+    return Prepared(messages, rows, repeats, precomputed)
+
+
+def _verbatim(text: str) -> str:
+    return text
+
+
+def _payload_value(payload: dict[str, Any]) -> Any:
+    """The payload column's value, serialised now (before the transaction, or in the file
+    importer's preparing process) on both databases: on PostgreSQL a ``Jsonb`` holding the
+    finished text, which psycopg sends as it is."""
+    if not sql.is_postgres():
+        return sql.adapt_json(payload)
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode(),
+                 dumps=_verbatim)
+
+
+def _prepare(messages: Sequence[spec.Message], source: str) -> Prepared:
     unique: dict[str, spec.Message] = {}
     repeats = 0
     for message in messages:
@@ -280,11 +313,11 @@ def _prepare(messages: Sequence[spec.Message], source: str) -> _Prepared:
             message.message_id, message.type, message.name, message.channel, None, None,
             sql.adapt_datetime(message.timestamp), adapt_dt(message.received_at),
             adapt_dt(message.sent_at), sql.adapt_datetime(message.original_timestamp),
-            source_label, sql.adapt_json(pii.protect_payload(message.payload)),
+            source_label, _payload_value(pii.protect_payload(message.payload)),
         ])
     kept = list(unique.values())
     hook = pipeline.precompute()
-    return _Prepared(kept, rows, repeats, hook(kept) if hook is not None and kept else None)
+    return Prepared(kept, rows, repeats, hook(kept) if hook is not None and kept else None)
 
 
 def _stored_message_ids(message_ids: list[str]) -> set[str]:
@@ -302,7 +335,7 @@ def _stored_message_ids(message_ids: list[str]) -> set[str]:
     return found
 
 
-def _store_prepared(prepared: _Prepared, actor: Actor) -> BatchResult:
+def _store_prepared(prepared: Prepared, actor: Actor) -> BatchResult:
     """The transaction's part of :func:`store_messages` (called inside it)."""
     result = BatchResult(duplicates=prepared.repeats)
     if not prepared.messages:
@@ -365,13 +398,27 @@ def store_messages(
     return _run_batch(lambda: _store_prepared(prepared, actor))
 
 
+def prepare_messages(messages: Sequence[spec.Message], source: str) -> Prepared:
+    """The part of storing that needs no database: repeated ids dropped, event rows built
+    (payload encrypted and serialised), identifiers' blind indexes computed. Pure enough to
+    run in another process (the file importer does): the result pickles."""
+    return _prepare(messages, source)
+
+
 def store_counted(
     messages: Sequence[spec.Message], rejected: list[Rejection], *, actor: Actor, source: str,
     day: date,
 ) -> BatchResult:
     """:func:`store_messages` plus the outcome counts (accepted, duplicates, ``rejected``) in
     the same transaction — the file importer's chunk."""
-    prepared = _prepare(messages, source)
+    return store_prepared_counted(_prepare(messages, source), rejected, actor=actor,
+                                  source=source, day=day)
+
+
+def store_prepared_counted(
+    prepared: Prepared, rejected: list[Rejection], *, actor: Actor, source: str, day: date,
+) -> BatchResult:
+    """:func:`store_counted` of messages already through :func:`prepare_messages`."""
 
     def work() -> BatchResult:
         result = _store_prepared(prepared, actor)
