@@ -185,8 +185,10 @@ def _chunks(lines: Iterator[Line], size: int) -> Iterator[list[Line]]:
 
 
 def _can_fork() -> bool:
-    return ("fork" in multiprocessing.get_all_start_methods()
-            and len(os.sched_getaffinity(0)) > 1)
+    # sched_getaffinity is Linux-only; elsewhere count the machine's CPUs.
+    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1)
+    return "fork" in multiprocessing.get_all_start_methods() and cpus > 1
 
 
 class _Preparer:
