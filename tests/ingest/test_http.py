@@ -476,11 +476,17 @@ def test_ingest_writes_profile_audit_rows(client: Client, ingest_key: str) -> No
                                                                "plan": "pro"}}, ingest_key)
     profile = Profile.objects.get()
     actor = f"key:{keys.parse_prefix(ingest_key)}"
+    # A new profile's one row names the identities it was created with.
     created = AuditLog.objects.get(action="profile.created", target_id=str(profile.id))
     assert created.actor == actor
+    assert sorted(created.changes["linked"]) == ["email", "user_id"]
+    assert not AuditLog.objects.filter(action="identity.linked").exists()
     traits = AuditLog.objects.get(action="profile.traits_changed", target_id=str(profile.id))
     assert traits.changes == {"keys": ["email", "plan"]}
+    # A stored profile that gains an identity gets an identity.linked row.
+    post(client, "/v1/identify", {"userId": "u1", "anonymousId": "anon-9"}, ingest_key)
     linked = AuditLog.objects.get(action="identity.linked", target_id=str(profile.id))
-    assert sorted(linked.changes["kinds"]) == ["email", "user_id"]
+    assert linked.changes == {"kinds": ["anonymous_id"]}
+    assert AuditLog.objects.filter(action="profile.created").count() == 1
     assert "a@x.com" not in str(AuditLog.objects.values_list("changes", flat=True))
-    assert Identity.objects.filter(profile=profile).count() == 2
+    assert Identity.objects.filter(profile=profile).count() == 3

@@ -34,7 +34,7 @@ import logging
 import operator
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,7 @@ from cxm.identity.models import Identity, Merge, MergeBlock, Profile
 from cxm.ingest import pipeline
 from cxm.ingest.models import Event, ProfileChannel
 from cxm.ingest.pipeline import Resolution, Resolutions
+from cxm.ingest.spec import KIND_PHONE as _KIND_PHONE
 from cxm.ingest.spec import Message
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def _lock_keys(keys: set[rules.IdentKey]) -> None:
         cursor.execute(
             "SELECT count(pg_advisory_xact_lock(k)) FROM "
             "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS ordered",
-            [ids],
+            [_pg_array(ids)],
         )
 
 
@@ -105,11 +106,31 @@ def _to_datetime(value: Any) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def _in_clause(values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """``= ANY(%s)`` on PostgreSQL (one array parameter), ``IN (%s, …)`` on SQLite."""
+def _pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal (every element quoted), sent as one text parameter and cast
+    by the statement: psycopg's own list dumper costs several µs of Python per element."""
+    return "{" + ",".join(['"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           for v in values]) + "}"
+
+
+def _in_clause(values: Sequence[Any], pg_type: str = "uuid") -> tuple[str, list[Any]]:
+    """``= ANY(%s::pg_type[])`` on PostgreSQL (one array parameter), ``IN (%s, …)`` on
+    SQLite."""
     if sql.is_postgres():
-        return "= ANY(%s)", [list(values)]
+        return f"= ANY(%s::{pg_type}[])", [_pg_array(values)]
     return "IN (" + ", ".join(["%s"] * len(values)) + ")", list(values)
+
+
+def _fetch(query: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of one read. SQLite: straight through the sqlite3 cursor with ``?`` placeholders
+    (Django's wrapper rewrites ``%s`` with a regular expression on every call)."""
+    if sql.is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
+    with sql.sqlite_cursor() as raw:
+        raw.execute(query.replace("%s", "?"), params)
+        return list(raw.fetchall())
 
 
 def _load_owners(
@@ -120,15 +141,14 @@ def _load_owners(
     by_index = {(kind, index): key for key, index in index_of.items() for kind in (key[0],)}
     found: dict[rules.IdentKey, tuple[int, uuid.UUID]] = {}
     indexes = list({index for index in index_of.values()})
-    with connection.cursor() as cursor:
-        for start in range(0, len(indexes), 500):
-            clause, params = _in_clause(indexes[start:start + 500])
-            cursor.execute("SELECT id, kind, value, profile_id FROM identity_identity "
-                           f"WHERE value {clause}", params)
-            for ident_id, kind, index, profile_id in cursor.fetchall():
-                key = by_index.get((kind, index))
-                if key is not None:
-                    found[key] = (ident_id, _to_uuid(profile_id))
+    for start in range(0, len(indexes), 500):
+        clause, params = _in_clause(indexes[start:start + 500], "varchar")
+        for ident_id, kind, index, profile_id in _fetch(
+                f"SELECT id, kind, value, profile_id FROM identity_identity WHERE value {clause}",
+                params):
+            key = by_index.get((kind, index))
+            if key is not None:
+                found[key] = (ident_id, _to_uuid(profile_id))
     return found
 
 
@@ -141,11 +161,10 @@ def _profile_facts(
     ordered = sorted(ids, key=_id_order)
     clause, params = _in_clause([sql.adapt_uuid(pid) for pid in ordered])
     tail = " ORDER BY id FOR NO KEY UPDATE" if lock and sql.is_postgres() else ""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT id, created_at, merged_into_id FROM identity_profile "
-                       f"WHERE id {clause}{tail}", params)
-        return {_to_uuid(pid): (_to_datetime(created), _to_uuid(merged) if merged else None)
-                for pid, created, merged in cursor.fetchall()}
+    rows = _fetch("SELECT id, created_at, merged_into_id FROM identity_profile "
+                  f"WHERE id {clause}{tail}", params)
+    return {_to_uuid(pid): (_to_datetime(created), _to_uuid(merged) if merged else None)
+            for pid, created, merged in rows}
 
 
 def _lock_profiles(ids: set[uuid.UUID]) -> dict[uuid.UUID, Profile]:
@@ -284,19 +303,16 @@ def _load_merge_facts(facts: dict[uuid.UUID, rules.ProfileFacts]) -> set[frozens
     blocked: set[frozenset[uuid.UUID]] = set()
     if not pids:
         return blocked
-    with connection.cursor() as cursor:
-        for start in range(0, len(pids), 400):
-            clause, params = _in_clause(pids[start:start + 400])
-            cursor.execute("SELECT profile_id, protected_value FROM identity_identity "
-                           f"WHERE kind = %s AND profile_id {clause}",
-                           [rules.KIND_USER_ID, *params])
-            for pid, protected in cursor.fetchall():
-                facts[_to_uuid(pid)].user_ids.add(pii.reveal(protected))
-            cursor.execute("SELECT profile_low_id, profile_high_id FROM identity_mergeblock "
-                           f"WHERE profile_low_id {clause} OR profile_high_id {clause}",
-                           params + params)
-            for low, high in cursor.fetchall():
-                blocked.add(frozenset((_to_uuid(low), _to_uuid(high))))
+    for start in range(0, len(pids), 400):
+        clause, params = _in_clause(pids[start:start + 400])
+        for pid, protected in _fetch("SELECT profile_id, protected_value FROM identity_identity "
+                                     f"WHERE kind = %s AND profile_id {clause}",
+                                     [rules.KIND_USER_ID, *params]):
+            facts[_to_uuid(pid)].user_ids.add(pii.reveal(protected))
+        for low, high in _fetch("SELECT profile_low_id, profile_high_id FROM identity_mergeblock "
+                                f"WHERE profile_low_id {clause} OR profile_high_id {clause}",
+                                params + params):
+            blocked.add(frozenset((_to_uuid(low), _to_uuid(high))))
     return blocked
 
 
@@ -318,22 +334,15 @@ def _apply(
          for pid in plan.new_profiles],
         returning=None,
     )
-    entries.extend(audit.Entry("profile.created", "profile", str(pid), {})
-                   for pid in plan.new_profiles)
 
     if plan.merges:
         # A merge locks every stored profile of the batch now, in id order (so the final
         # sweep in _finish takes no lock out of order), and loads the two it merges.
-        merging = {p for m in plan.merges for p in (m.survivor, m.merged)}
         _profile_facts(set(facts) - new_ids, lock=True)
-        profiles = _lock_profiles(merging)
-        if any(p.merged_into_id is not None for p in profiles.values()):
-            _changed_under_us()
-        for merge in plan.merges:
-            _merge_stored(profiles[merge.survivor], profiles[merge.merged], merge.reason, actor,
-                          batch_time)
-            entries.append(audit.Entry("profile.merged", "profile", str(merge.survivor),
-                                       {"merged": str(merge.merged), **merge.reason}))
+        _merge_planned(plan.merges, actor, batch_time)
+        entries.extend(audit.Entry("profile.merged", "profile", str(merge.survivor),
+                                   {"merged": str(merge.merged), **merge.reason})
+                       for merge in plan.merges)
 
     source = actor.label[:40]
     inserted = sql.insert_rows(
@@ -349,6 +358,12 @@ def _apply(
     linked_kinds: dict[uuid.UUID, list[str]] = defaultdict(list)
     for (kind, _value), pid in plan.new_identities:
         linked_kinds[pid].append(kind)
+    # A new profile gets one row, ``profile.created``, naming the kinds of the identities it
+    # was created with (``linked``); a stored profile that gains identities gets
+    # ``identity.linked`` with their kinds.
+    for pid in plan.new_profiles:
+        entries.append(audit.Entry("profile.created", "profile", str(pid),
+                                   {"linked": linked_kinds.pop(pid, [])}))
     for pid, kinds in linked_kinds.items():
         entries.append(audit.Entry("identity.linked", "profile", str(pid), {"kinds": kinds}))
     audit.record_many(actor, entries, batch_time)
@@ -360,6 +375,96 @@ def _apply(
 
     result.finish = finish
     return result
+
+
+class _Merging:
+    """A profile a batch's merge touches, as plain values (see :func:`_merge_planned`)."""
+
+    __slots__ = ("consent", "display_name", "email", "event_count", "first_seen", "id",
+                 "last_seen", "phone", "preferences", "search_index", "traits")
+
+    def __init__(self, row: Sequence[Any]):
+        pid, traits, preferences, consent, count, first, last = row
+        self.id = _to_uuid(pid)
+        self.traits, self.preferences, self.consent = (
+            _json(traits), _json(preferences), _json(consent))
+        self.event_count = int(count)
+        self.first_seen = _to_datetime(first) if first is not None else None
+        self.last_seen = _to_datetime(last) if last is not None else None
+        self.display_name = self.email = self.phone = self.search_index = ""
+
+
+def _merge_planned(
+    merges: Sequence[rules.PlannedMerge], actor: audit.Actor, at: datetime,
+) -> None:
+    """The batch's merges of stored profiles, in plan order, as a few plain statements each
+    (a person's merge, :func:`merge_profiles`, is one such merge): the merged profile's identities,
+    events and channel counts move to the survivor, its traits, preferences, consent and
+    counters fold into the survivor's (the later stamp wins), it points at the survivor, and
+    a ``Merge`` row records the identities moved so the merge can be undone. Every survivor
+    is a root of the plan (never merged itself in this batch), so each survivor's row is
+    written once, after all its merges. The caller has locked the profiles (PostgreSQL)."""
+    pids = sorted({p for m in merges for p in (m.survivor, m.merged)}, key=_id_order)
+    clause, params = _in_clause([sql.adapt_uuid(pid) for pid in pids])
+    tail = " ORDER BY id FOR NO KEY UPDATE" if sql.is_postgres() else ""
+    rows = _fetch("SELECT id, traits, preferences, consent, event_count, first_seen, "
+                  "last_seen, merged_into_id FROM identity_profile "
+                  f"WHERE id {clause}{tail}", params)
+    if len(rows) != len(pids) or any(row[7] is not None for row in rows):
+        _changed_under_us()
+    profiles = {p.id: p for p in (_Merging(row[:7]) for row in rows)}
+    table = connection.ops.quote_name(Profile._meta.db_table)
+    when = sql.adapt_datetime(at)
+    records = []
+    survivors: dict[uuid.UUID, _Merging] = {}
+    with connection.cursor() if sql.is_postgres() else sql.sqlite_cursor() as cursor:
+        mark = "%s" if sql.is_postgres() else "?"
+
+        def run(statement: str, values: list[Any]) -> Any:
+            cursor.execute(statement.replace("%s", mark), values)
+            return cursor
+
+        for merge in merges:
+            survivor, merged = profiles[merge.survivor], profiles[merge.merged]
+            to_id, from_id = sql.adapt_uuid(survivor.id), sql.adapt_uuid(merged.id)
+            moved = sorted(row[0] for row in run(
+                "UPDATE identity_identity SET profile_id = %s WHERE profile_id = %s "
+                "RETURNING id", [to_id, from_id]).fetchall())
+            run("UPDATE ingest_event SET profile_id = %s WHERE profile_id = %s",
+                [to_id, from_id])
+            run("INSERT INTO ingest_profilechannel (profile_id, channel, count) "
+                "SELECT %s, channel, count FROM ingest_profilechannel WHERE profile_id = %s "
+                "ON CONFLICT (profile_id, channel) DO UPDATE "
+                "SET count = ingest_profilechannel.count + excluded.count", [to_id, from_id])
+            run("DELETE FROM ingest_profilechannel WHERE profile_id = %s", [from_id])
+            run(f"UPDATE {table} SET merged_into_id = %s, updated_at = %s WHERE id = %s",
+                [to_id, when, from_id])
+            rules.merge_stamped(survivor.traits, merged.traits)
+            rules.merge_stamped(survivor.preferences, merged.preferences)
+            rules.merge_stamped(survivor.consent, merged.consent)
+            survivor.event_count += merged.event_count
+            seen = [d for d in (survivor.first_seen, merged.first_seen) if d is not None]
+            survivor.first_seen = min(seen) if seen else None
+            seen = [d for d in (survivor.last_seen, merged.last_seen) if d is not None]
+            survivor.last_seen = max(seen) if seen else None
+            survivors[survivor.id] = survivor
+            records.append((sql.adapt_uuid(survivor.id), sql.adapt_uuid(merged.id), when,
+                            actor.label, sql.adapt_json(merge.reason), sql.adapt_json(moved),
+                            None, ""))
+        for survivor in survivors.values():
+            _set_display(survivor)
+            run(f"UPDATE {table} SET traits = %s, preferences = %s, consent = %s, "
+                "display_name = %s, email = %s, phone = %s, search_index = %s, "
+                "event_count = %s, first_seen = %s, last_seen = %s, updated_at = %s "
+                "WHERE id = %s",
+                [sql.adapt_json(survivor.traits), sql.adapt_json(survivor.preferences),
+                 sql.adapt_json(survivor.consent), survivor.display_name, survivor.email,
+                 survivor.phone, survivor.search_index, survivor.event_count,
+                 sql.adapt_datetime(survivor.first_seen), sql.adapt_datetime(survivor.last_seen),
+                 when, sql.adapt_uuid(survivor.id)])
+    sql.insert_rows(Merge, ("survivor_id", "merged_id", "at", "actor", "reason",
+                            "moved_identity_ids", "undone_at", "undone_by"), records,
+                    returning=None)
 
 
 def _changed_under_us() -> None:
@@ -389,9 +494,13 @@ class _Loaded:
         self.display_name = self.email = self.phone = self.search_index = ""
 
 
-def _set_display(profile: Profile | _Loaded) -> None:
-    """Protected display fields and search tokens, from the profile's traits."""
-    name, email, phone = rules.display_fields(profile.traits)
+def _set_display(
+    profile: Profile | _Loaded | _Merging, plain: dict[str, Any] | None = None,
+    phones: dict[str, str | None] | None = None,
+) -> None:
+    """Protected display fields and search tokens, from the profile's traits (``plain`` and
+    ``phones``: see :func:`rules.display_fields`)."""
+    name, email, phone = rules.display_fields(profile.traits, plain=plain, phones=phones)
     profile.display_name = pii.protect(name)
     profile.email = pii.protect(email)
     profile.phone = pii.protect(phone)
@@ -408,29 +517,27 @@ def _lock_for_finish(
     data = [sql.adapt_uuid(pid) for pid in sorted(data_ids, key=_id_order)]
     if pg:
         query = ("SELECT id, merged_into_id, "
-                 "CASE WHEN id = ANY(%s) THEN traits END, "
-                 "CASE WHEN id = ANY(%s) THEN preferences END, "
-                 "CASE WHEN id = ANY(%s) THEN consent END "
-                 "FROM identity_profile WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE")
-        params: list[Any] = [data, data, data, ids]
+                 "CASE WHEN id = ANY(%s::uuid[]) THEN traits END, "
+                 "CASE WHEN id = ANY(%s::uuid[]) THEN preferences END, "
+                 "CASE WHEN id = ANY(%s::uuid[]) THEN consent END "
+                 "FROM identity_profile WHERE id = ANY(%s::uuid[]) "
+                 "ORDER BY id FOR NO KEY UPDATE")
+        wanted = _pg_array(data)
+        params: list[Any] = [wanted, wanted, wanted, _pg_array(ids)]
         with sql.server_cursor() as cursor:
             cursor.execute(query, params)
             rows = cursor.fetchall()
     else:
-        out: list[Any] = []
-        with connection.cursor() as cursor:
-            if data:
-                clause, params = _in_clause(data)
-                cursor.execute("SELECT id, merged_into_id, traits, preferences, consent "
-                               f"FROM identity_profile WHERE id {clause}", params)
-                out.extend(cursor.fetchall())
-            rest = [pid.hex for pid in ids if pid not in data_ids]
-            for start in range(0, len(rest), 900):
-                clause, params = _in_clause(rest[start:start + 900])
-                cursor.execute("SELECT id, merged_into_id, NULL, NULL, NULL "
-                               f"FROM identity_profile WHERE id {clause}", params)
-                out.extend(cursor.fetchall())
-        rows = out
+        rows = []
+        if data:
+            clause, params = _in_clause(data)
+            rows.extend(_fetch("SELECT id, merged_into_id, traits, preferences, consent "
+                               f"FROM identity_profile WHERE id {clause}", params))
+        rest = [pid.hex for pid in ids if pid not in data_ids]
+        for start in range(0, len(rest), 900):
+            clause, params = _in_clause(rest[start:start + 900])
+            rows.extend(_fetch("SELECT id, merged_into_id, NULL, NULL, NULL "
+                               f"FROM identity_profile WHERE id {clause}", params))
     profiles: dict[uuid.UUID, _Loaded | None] = {}
     for pid, merged, traits, preferences, consent in rows:
         if merged is not None:
@@ -478,19 +585,30 @@ def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: dat
     entries: list[audit.Entry] = []
     changed: dict[uuid.UUID, set[str]] = defaultdict(set)
     consent_changed: dict[uuid.UUID, set[str]] = defaultdict(set)
+    # This batch's plaintexts (values it encrypts or decrypts), so none is decrypted twice,
+    # and the E.164 form of each phone trait, which ingest already worked out (identifiers).
+    plain: dict[str, Any] = {}
+    phones: dict[str, str | None] = {}
+    label = actor.label
     for pid, message in sorted(with_data, key=lambda item: item[1].timestamp):
         profile = profiles[pid]
         assert profile is not None
+        traits = message.traits
+        raw_phone = traits.get("phone")
+        if isinstance(raw_phone, str) and raw_phone == raw_phone.strip():
+            phones[raw_phone] = next((v for k, v in message.identifiers if k == _KIND_PHONE),
+                                     None)
         stamp = rules.stamp(message.timestamp)
-        changed[pid].update(
-            rules.fold_traits(profile.traits, message.traits, source=actor.label, at=stamp))
-        changed[pid].update(
-            f"preferences.{k}" for k in
-            rules.fold_preferences(profile.preferences, message.traits, source=actor.label,
-                                   at=stamp))
-        consent_changed[pid].update(rules.fold_consent(
-            profile.consent, rules.consent_updates(message.traits, message.consent),
-            source=actor.label, at=stamp))
+        changed_keys = changed[pid]
+        changed_keys.update(rules.fold_traits(profile.traits, traits, source=label, at=stamp,
+                                              plain=plain))
+        if "preferences" in traits:
+            changed_keys.update(f"preferences.{k}" for k in rules.fold_preferences(
+                profile.preferences, traits, source=label, at=stamp, plain=plain))
+        if message.consent or "consent" in traits:
+            consent_changed[pid].update(rules.fold_consent(
+                profile.consent, rules.consent_updates(traits, message.consent),
+                source=label, at=stamp))
     data_updates: list[_Loaded] = []
     display_updates: list[_Loaded] = []
     for pid in order:
@@ -501,7 +619,7 @@ def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: dat
         assert profile is not None
         if keys and not keys.isdisjoint(_DISPLAY_TRAITS):
             # Name, email and phone (encrypted) and the search tokens change only with these.
-            _set_display(profile)
+            _set_display(profile, plain, phones)
             display_updates.append(profile)
         else:
             data_updates.append(profile)
@@ -537,16 +655,17 @@ def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: dat
                 "updated_at = %s "
                 "FROM unnest(%s::uuid[], %s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
                 "AS u(id, n, f, l) WHERE p.id = u.id",
-                [at, order, [per_profile[p][0] for p in order],
-                 [per_profile[p][1] for p in order], [per_profile[p][2] for p in order]],
+                [at, _pg_array(order), _pg_array(per_profile[p][0] for p in order),
+                 _pg_array(per_profile[p][1].isoformat() for p in order),
+                 _pg_array(per_profile[p][2].isoformat() for p in order)],
             )
             cursor.execute(
                 "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
                 "SELECT * FROM unnest(%s::uuid[], %s::varchar[], %s::bigint[]) "
                 "ON CONFLICT (profile_id, channel) DO UPDATE "
                 "SET count = ingest_profilechannel.count + excluded.count",
-                [[k[0] for k in channels], [k[1] for k in channels],
-                 [per_channel[k] for k in channels]],
+                [_pg_array(k[0] for k in channels), _pg_array(k[1] for k in channels),
+                 _pg_array(per_channel[k] for k in channels)],
             )
     else:
         sql.execute_many(
@@ -567,18 +686,6 @@ def _finish(stored: list[tuple[uuid.UUID, Message]], actor: audit.Actor, at: dat
     audit.record_many(actor, entries, at)
 
 
-def _move_channels(survivor: uuid.UUID, merged: uuid.UUID) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
-            "SELECT %s, channel, count FROM ingest_profilechannel WHERE profile_id = %s "
-            "ON CONFLICT (profile_id, channel) DO UPDATE "
-            "SET count = ingest_profilechannel.count + excluded.count",
-            [sql.adapt_uuid(survivor), sql.adapt_uuid(merged)],
-        )
-    ProfileChannel.objects.filter(profile_id=merged).delete()
-
-
 def recount_channels(profile_ids: Sequence[uuid.UUID]) -> None:
     """Recount events per channel of these profiles from their events (unmerge, retention)."""
     ids = list(profile_ids)
@@ -591,33 +698,6 @@ def recount_channels(profile_ids: Sequence[uuid.UUID]) -> None:
             "INSERT INTO ingest_profilechannel (profile_id, channel, count) "
             "SELECT profile_id, channel, count(*) FROM ingest_event "
             f"WHERE profile_id {clause} GROUP BY profile_id, channel", params)
-
-
-def _merge_stored(
-    survivor: Profile, merged: Profile, reason: dict[str, str], actor: audit.Actor,
-    at: datetime,
-) -> Merge:
-    moved = list(Identity.objects.filter(profile_id=merged.id).values_list("id", flat=True))
-    Identity.objects.filter(profile_id=merged.id).update(profile_id=survivor.id)
-    Event.objects.filter(profile_id=merged.id).update(profile_id=survivor.id)
-    _move_channels(survivor.id, merged.id)
-    rules.merge_stamped(survivor.traits, merged.traits)
-    rules.merge_stamped(survivor.preferences, merged.preferences)
-    rules.merge_stamped(survivor.consent, merged.consent)
-    _set_display(survivor)
-    survivor.event_count += merged.event_count
-    seen = [d for d in (survivor.first_seen, merged.first_seen) if d is not None]
-    survivor.first_seen = min(seen) if seen else None
-    seen = [d for d in (survivor.last_seen, merged.last_seen) if d is not None]
-    survivor.last_seen = max(seen) if seen else None
-    survivor.updated_at = at
-    survivor.save()
-    Profile.objects.filter(id=merged.id).update(merged_into=survivor.id, updated_at=at)
-    merged.merged_into_id = survivor.id
-    return Merge.objects.create(
-        survivor=survivor, merged=merged, at=at, actor=actor.label, reason=reason,
-        moved_identity_ids=moved,
-    )
 
 
 def merge_profiles(
@@ -636,8 +716,10 @@ def merge_profiles(
                            code="profile_already_merged")
         low, high = sorted((survivor_id, merged_id), key=str)
         MergeBlock.objects.filter(profile_low_id=low, profile_high_id=high).delete()
-        record = _merge_stored(survivor, merged, {"kind": "manual", "note": note[:200]}, actor,
-                               now())
+        _merge_planned([rules.PlannedMerge(survivor_id, merged_id,
+                                           {"kind": "manual", "note": note[:200]})],
+                       actor, now())
+        record = Merge.objects.filter(survivor_id=survivor_id, merged_id=merged_id).latest("id")
         audit.record(actor, "profile.merged", "profile", str(survivor_id),
                      {"merged": str(merged_id), "kind": "manual"})
     return record

@@ -266,23 +266,40 @@ def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _protected(key: str, value: Any) -> Any:
+def _revealed(stored: Any, plain: dict[str, Any] | None) -> Any:
+    """``pii.reveal_any``, remembering plaintexts in ``plain`` (one batch's memory: the values
+    it encrypted itself and the ones it already decrypted)."""
+    if plain is None or not isinstance(stored, str):
+        return pii.reveal_any(stored)
+    found = plain.get(stored, plain)
+    if found is plain:
+        found = plain[stored] = pii.reveal_any(stored)
+    return found
+
+
+def _protected(key: str, value: Any, plain: dict[str, Any] | None = None) -> Any:
     if pii.is_personal_trait(key):
-        return pii.protect_any(value)
+        stored = pii.protect_any(value)
+        if plain is not None and isinstance(stored, str):
+            plain[stored] = value
+        return stored
     return value
 
 
-def _same(key: str, stored: Any, value: Any) -> bool:
+def _same(key: str, stored: Any, value: Any, plain: dict[str, Any] | None = None) -> bool:
     if isinstance(stored, str) and pii.is_personal_trait(key):
-        return pii.reveal_any(stored) == value
+        return bool(_revealed(stored, plain) == value)
     return bool(stored == value)
 
 
 def fold_traits(
     current: dict[str, Any], incoming: Mapping[str, Any], *, source: str, at: str,
+    plain: dict[str, Any] | None = None,
 ) -> list[str]:
     """Apply traits observed at ``at``; a value older than the stored one is ignored (events
-    arrive out of order). Mutates ``current``; returns the keys that changed."""
+    arrive out of order). Mutates ``current``; returns the keys that changed. ``plain``, if
+    given, is a cache of ciphertext → plaintext kept for one batch (see :func:`_revealed`),
+    so a value is not decrypted again to compare it or to build the display fields."""
     changed: list[str] = []
     for key, value in incoming.items():
         if key in {"consent", "preferences"} or not isinstance(key, str):
@@ -290,25 +307,26 @@ def fold_traits(
         existing = current.get(key)
         if existing is not None and existing.get("at", "") > at:
             continue
-        if existing is not None and _same(key, existing.get("value"), value):
+        if existing is not None and _same(key, existing.get("value"), value, plain):
             if existing.get("at", "") < at:
                 existing["at"] = at
             continue
-        stored = _protected(key, value)
         if existing is None and len(current) >= TRAIT_MAX_KEYS:
             continue
-        current[key] = {"value": stored, "source": source, "at": at}
+        current[key] = {"value": _protected(key, value, plain), "source": source, "at": at}
         changed.append(key)
     return changed
 
 
 def fold_preferences(
     current: dict[str, Any], traits: Mapping[str, Any], *, source: str, at: str,
+    plain: dict[str, Any] | None = None,
 ) -> list[str]:
     prefs = traits.get("preferences")
     if not isinstance(prefs, dict):
         return []
-    return fold_traits(current, {str(k): v for k, v in prefs.items()}, source=source, at=at)
+    return fold_traits(current, {str(k): v for k, v in prefs.items()}, source=source, at=at,
+                       plain=plain)
 
 
 def consent_updates(traits: Mapping[str, Any], categories: Mapping[str, bool]) -> dict[str, bool]:
@@ -355,12 +373,18 @@ def merge_stamped(survivor: dict[str, Any], other: Mapping[str, Any]) -> None:
             survivor[key] = entry
 
 
-def display_fields(traits: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(name, email, phone) in plaintext, from stamped traits whose values may be protected."""
+def display_fields(
+    traits: Mapping[str, Any], *, plain: dict[str, Any] | None = None,
+    phones: Mapping[str, str | None] | None = None,
+) -> tuple[str, str, str]:
+    """(name, email, phone) in plaintext, from stamped traits whose values may be protected.
+    ``plain``: a batch's ciphertext → plaintext cache (:func:`fold_traits`); ``phones``: raw
+    phone → :func:`normalize_phone` of it, already worked out (ingest normalises a message's
+    phone trait into its identifiers)."""
 
     def value(key: str) -> str:
         entry = traits.get(key)
-        raw = pii.reveal_any(entry.get("value")) if isinstance(entry, dict) else None
+        raw = _revealed(entry.get("value"), plain) if isinstance(entry, dict) else None
         return raw.strip() if isinstance(raw, str) else ""
 
     name = value("name")
@@ -368,7 +392,12 @@ def display_fields(traits: Mapping[str, Any]) -> tuple[str, str, str]:
         name = " ".join(p for p in (value("firstName") or value("first_name"),
                                     value("lastName") or value("last_name")) if p)
     email = normalize_email(value("email")) or ""
-    phone = normalize_phone(value("phone")) or value("phone")
+    raw_phone = value("phone")
+    if phones is not None and raw_phone in phones:
+        normalized = phones[raw_phone]
+    else:
+        normalized = normalize_phone(raw_phone)
+    phone = normalized or raw_phone
     return name[:200], email, phone[:60]
 
 

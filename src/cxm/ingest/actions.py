@@ -322,15 +322,18 @@ def _prepare(messages: Sequence[spec.Message], source: str) -> Prepared:
 
 def _stored_message_ids(message_ids: list[str]) -> set[str]:
     found: set[str] = set()
-    with connection.cursor() as cursor:
+    if sql.is_postgres():
+        with connection.cursor() as cursor:
+            for start in range(0, len(message_ids), 900):
+                cursor.execute("SELECT message_id FROM ingest_event WHERE message_id = ANY(%s)",
+                               [message_ids[start:start + 900]])
+                found.update(row[0] for row in cursor.fetchall())
+        return found
+    with sql.sqlite_cursor() as cursor:  # "?" placeholders, no rewriting by Django
         for start in range(0, len(message_ids), 900):
             chunk = message_ids[start:start + 900]
-            if sql.is_postgres():
-                cursor.execute("SELECT message_id FROM ingest_event WHERE message_id = ANY(%s)",
-                               [chunk])
-            else:
-                cursor.execute("SELECT message_id FROM ingest_event WHERE message_id IN ("
-                               + ", ".join(["%s"] * len(chunk)) + ")", chunk)
+            cursor.execute("SELECT message_id FROM ingest_event WHERE message_id IN ("
+                           + ", ".join(["?"] * len(chunk)) + ")", chunk)
             found.update(row[0] for row in cursor.fetchall())
     return found
 
