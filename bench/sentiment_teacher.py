@@ -17,6 +17,9 @@ review and intent corpora are never seen) and prints held-out macro-F1 after eac
 ``augment`` writes Tang et al. (2019)-style augmented copies of the training texts (word drop,
 replacement by a nearest neighbour in the shipped static embedding table, n-gram sampling),
 labels them with the teacher, and evaluates the shipped model design trained with them added.
+``cnn`` trains a small convolutional student (Kim 2014: widths 1-3, 128 filters each, max-pool,
+over the shipped static token vectors, frozen) on the training set, and with ``--augmented`` on
+the teacher's soft labels of the augmented texts as well (Tang et al. 2019's student recipe).
 ``cascade`` scores the held-out texts with the fast model, sends the least confident share to
 the teacher, and prints macro-F1 per share.
 """
@@ -171,7 +174,8 @@ def _augmenter(rng: random.Random) -> Callable[[str], str]:
     return augment
 
 
-def augment(review: str, intent: str, copies: int) -> None:
+def _augmented(review: str, intent: str, copies: int) -> list[tuple[str, list[float]]]:
+    """Augmented copies of the rotation's training texts with the teacher's probabilities."""
     training, _ = _rotation(review, intent)
     teacher = Teacher()
     teacher.load(OUT / f"teacher-{review}-6.pt")
@@ -179,8 +183,12 @@ def augment(review: str, intent: str, copies: int) -> None:
     make = _augmenter(rng)
     sources = [e.text for e in training if e.label != "neutral" or rng.random() < 0.3]
     texts = sorted({make(t) for t in sources for _ in range(copies)} - set(sources) - {""})
+    return list(zip(texts, teacher.probabilities(texts), strict=True))
+
+
+def augment(review: str, intent: str, copies: int) -> None:
     labelled = [train.Example(text, _label(p), "augmented")
-                for text, p in zip(texts, teacher.probabilities(texts), strict=True)]
+                for text, p in _augmented(review, intent, copies)]
     print(f"{len(labelled):,} augmented texts", flush=True)
     original = train.training_set
 
@@ -191,6 +199,72 @@ def augment(review: str, intent: str, copies: int) -> None:
     train.training_set = with_augmented  # type: ignore[assignment]
     report = evaluate.run_evaluation(train.default_data_dir(), rotations=[(review, intent)])
     print("\n".join(evaluate.markdown_table(report)))
+
+
+def cnn(review: str, intent: str, epochs: int, copies: int, augmented: bool) -> None:
+    import torch
+
+    torch.manual_seed(SEED)
+    rng = random.Random(SEED)
+    embeddings = sentiment.StaticEmbeddings.load(sentiment.EMBEDDINGS_PATH)
+    table = torch.tensor(embeddings.vectors.astype(np.float32) * embeddings.scale)
+    table = table / (table.norm(dim=1, keepdim=True) + 1e-6)
+    training, test = _rotation(review, intent)
+    counts = np.bincount([LABELS.index(e.label) for e in training], minlength=len(LABELS))
+    class_weight = torch.tensor(len(training) / (len(LABELS) * counts), dtype=torch.float32)
+    data: list[tuple[str, Any]] = [(e.text, np.eye(len(LABELS))[LABELS.index(e.label)])
+                                   for e in training]
+    if augmented:
+        data += [(text, np.asarray(p)) for text, p in _augmented(review, intent, copies)]
+
+    class Student(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding.from_pretrained(table, freeze=True, padding_idx=0)
+            self.convs = torch.nn.ModuleList(
+                [torch.nn.Conv1d(table.shape[1], 128, k, padding=k // 2) for k in (1, 2, 3)])
+            self.dropout = torch.nn.Dropout(0.5)
+            self.out = torch.nn.Linear(3 * 128, len(LABELS))
+
+        def forward(self, ids: Any, mask: Any) -> Any:
+            hidden = self.embed(ids).transpose(1, 2)
+            pooled = [torch.relu(conv(hidden))[:, :, :ids.shape[1]]
+                      .masked_fill(~mask[:, None, :], -1e4).max(2).values
+                      for conv in self.convs]
+            return self.out(self.dropout(torch.cat(pooled, 1)))
+
+    def batch_of(texts: Sequence[str]) -> tuple[Any, Any]:
+        sequences = [embeddings.token_ids(t)[:MAX_LENGTH] or [100] for t in texts]
+        width = max(map(len, sequences))
+        ids = torch.zeros(len(sequences), width, dtype=torch.long)
+        mask = torch.zeros(len(sequences), width, dtype=torch.bool)
+        for row, sequence in enumerate(sequences):
+            ids[row, :len(sequence)] = torch.tensor(sequence)
+            mask[row, :len(sequence)] = True
+        return ids, mask
+
+    student = Student()
+    optimiser = torch.optim.Adam([p for p in student.parameters() if p.requires_grad],
+                                 lr=2e-3, weight_decay=1e-5)
+    test_batch = batch_of([e.text for e in test])
+    for epoch in range(epochs):
+        student.train()
+        rng.shuffle(data)
+        for start in range(0, len(data), 64):
+            chunk = data[start:start + 64]
+            target = torch.tensor(np.stack([p for _, p in chunk]), dtype=torch.float32)
+            log_p = torch.log_softmax(student(*batch_of([t for t, _ in chunk])), -1)
+            # Soft cross-entropy, each text weighted by its (expected) class weight.
+            loss = -((target * log_p).sum(1) * (target * class_weight).sum(1)).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        student.eval()
+        with torch.no_grad():
+            predicted = [LABELS[k] for k in student(*test_batch).argmax(1).tolist()]
+        result = evaluate.scores([e.label for e in test], predicted)
+        print(f"CNN student{' + augmented' if augmented else ''}, epoch {epoch + 1}: "
+              f"macro-F1 {result['macro_f1']:.3f} {result['f1']}", flush=True)
 
 
 def cascade(review: str, intent: str) -> None:
@@ -219,17 +293,20 @@ def cascade(review: str, intent: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("finetune", "augment", "cascade"))
+    parser.add_argument("step", choices=("finetune", "augment", "cnn", "cascade"))
     parser.add_argument("review", choices=train.REVIEW_DOMAINS)
     parser.add_argument("intent", choices=train.INTENT_DOMAINS)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--augmented", action="store_true", help="cnn: add the augmented texts")
     args = parser.parse_args()
     if args.step == "finetune":
         finetune(args.review, args.intent, args.epochs, args.layers)
     elif args.step == "augment":
         augment(args.review, args.intent, args.copies)
+    elif args.step == "cnn":
+        cnn(args.review, args.intent, args.epochs, args.copies, args.augmented)
     else:
         cascade(args.review, args.intent)
 
