@@ -12,7 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from cxm.core.audit import Actor
 from cxm.core.models import AuditLog as AuditEntry
@@ -171,6 +173,28 @@ def test_results_show_kpi_ci_counts_slices_and_trend(
     body = html(monthly)
     assert "<html" not in body and 'data-period="month"' in body
     assert body.count('"start"') == 2  # March and April 2025
+
+
+def _answer_row_reads(captured: CaptureQueriesContext) -> list[str]:
+    """Statements that read feedback_response rows one per answer: neither counting them
+    (GROUP BY / COUNT) nor limited to a page of them."""
+    return [q["sql"] for q in captured.captured_queries
+            if 'FROM "feedback_response"' in q["sql"] and "GROUP BY" not in q["sql"]
+            and "COUNT(" not in q["sql"] and "LIMIT" not in q["sql"]]
+
+
+@pytest.mark.parametrize("path", ["/surveys/{id}/", "/surveys/", "/surveys/{id}/trend/"])
+def test_results_list_and_trend_count_in_sql_and_page_the_comments(
+    world: tuple[Survey, Customer], as_role: Callable[[str], Client], path: str,
+) -> None:
+    survey, _ = world
+    client = as_role("analyst")
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path.format(id=survey.id)).status_code == 200
+    assert _answer_row_reads(captured) == []
+    if path == "/surveys/{id}/":  # the comments: the latest page of them, limited in SQL
+        assert any('"comment"' in q["sql"] and "LIMIT 20" in q["sql"]
+                   for q in captured.captured_queries)
 
 
 def test_unknown_survey_is_404(as_role: Callable[[str], Client]) -> None:

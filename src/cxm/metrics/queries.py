@@ -1,10 +1,17 @@
 """Survey results read from the feedback app and computed with the pure KPI library: one
 overall figure, slices, a trend, the response rate, drivers and theme statistics. Reads only.
+
+Results are computed from counts, not rows: the database counts answers per score value and
+slice and per time bucket (``feedback.queries.score_counts*``, two ``GROUP BY`` queries), and
+:func:`cxm.metrics.kpi.compute_from_counts` turns each tally into the KPI — the same numbers
+the row path (:func:`survey_results_from_rows`, kept as the tested reference) gives, in time
+that grows with the number of slices and buckets instead of the number of answers.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -62,30 +69,87 @@ def _kind_of(survey: Survey | None, kind: str | None) -> str:
     raise ValueError("say which metric: nps, csat or ces")
 
 
-def _answers(rows: list[feedback_queries.ScoredAnswer]) -> list[slicing.Answer]:
-    return [slicing.Answer(score=r.score, at=r.at, dims=r.dims) for r in rows]
+def _check_period(period: str) -> None:
+    if period not in slicing.PERIODS:
+        raise ValueError(f"period must be one of {', '.join(slicing.PERIODS)}")
+
+
+def _tallies(rows: Iterable[tuple[Any, float, int]]) -> list[tuple[Any, kpi.ScoreCounts]]:
+    """``(group, score, answers)`` rows → one :class:`ScoreCounts` per group."""
+    grouped: dict[Any, dict[float, int]] = defaultdict(dict)
+    for group, score, answers in rows:
+        grouped[group][score] = grouped[group].get(score, 0) + answers
+    return [(group, kpi.ScoreCounts(counts)) for group, counts in grouped.items()]
+
+
+def _rate(survey: Survey | None) -> RateResult | None:
+    if survey is None:
+        return None
+    invited, answered = feedback_queries.response_rate_inputs(survey)
+    return kpi.response_rate(invited, answered)
 
 
 def survey_results(
     survey: Survey | None = None, *, kind: str | None = None, period: str = "week",
     since: datetime | None = None, until: datetime | None = None,
 ) -> SurveyResults:
-    """The KPI of one survey, or of every survey of one kind when ``survey`` is None."""
-    if period not in slicing.PERIODS:
-        raise ValueError(f"period must be one of {', '.join(slicing.PERIODS)}")
+    """The KPI of one survey, or of every survey of one kind when ``survey`` is None.
+
+    Two counting queries whatever the number of answers: one grouped by every slice
+    dimension at once (each slice, and the overall figure, is that table added up — the
+    answers are read once, not once per dimension) and one by time bucket.
+    """
+    _check_period(period)
+    metric = _kind_of(survey, kind)
+    dimensions = [d for d in SLICE_DIMENSIONS if not (survey is not None and d == "survey")]
+    combos = feedback_queries.score_counts(survey=survey, kind=metric, since=since,
+                                           until=until, by=dimensions)
+    overall = kpi.compute_from_counts(metric, kpi.ScoreCounts(_by_score(combos)))
+    slices = {}
+    for i, dim in enumerate(dimensions):
+        per_label = _tallies((labels[i], score, n) for labels, score, n in combos)
+        slices[dim] = slicing.by_dimension_from_counts(metric, per_label)
+    buckets = _tallies(feedback_queries.score_counts_by_period(
+        survey=survey, kind=metric, period=period, since=since, until=until))
+    return SurveyResults(
+        kind=metric, overall=overall, slices=slices,
+        trend=slicing.trend_from_counts(metric, buckets, period),  # type: ignore[arg-type]
+        period=period, response_rate=_rate(survey), survey=survey)
+
+
+def _by_score(rows: Iterable[tuple[Any, float, int]]) -> dict[float, int]:
+    totals: dict[float, int] = {}
+    for _, score, answers in rows:
+        totals[score] = totals.get(score, 0) + answers
+    return totals
+
+
+def survey_trend(survey: Survey, period: str = "week") -> tuple[str, list[tuple[date, KpiResult]]]:
+    """The kind and trend alone (the results page's period switch): one counting query."""
+    _check_period(period)
+    metric = _kind_of(survey, None)
+    buckets = _tallies(feedback_queries.score_counts_by_period(survey=survey, kind=metric,
+                                                               period=period))
+    return metric, slicing.trend_from_counts(metric, buckets, period)  # type: ignore[arg-type]
+
+
+def survey_results_from_rows(
+    survey: Survey | None = None, *, kind: str | None = None, period: str = "week",
+    since: datetime | None = None, until: datetime | None = None,
+) -> SurveyResults:
+    """:func:`survey_results` computed from every answer row read into Python — how results
+    were read before the counts path (~6 s at 100k answers). Kept as the reference that tests
+    and ``bench/survey_results.py`` compare the counts path with; not for pages."""
+    _check_period(period)
     metric = _kind_of(survey, kind)
     rows = feedback_queries.scored_answers(survey=survey, kind=metric, since=since, until=until)
-    answers = _answers(rows)
+    answers = [slicing.Answer(score=r.score, at=r.at, dims=r.dims) for r in rows]
     dimensions = [d for d in SLICE_DIMENSIONS if not (survey is not None and d == "survey")]
     slices = {dim: slicing.by_dimension(metric, answers, dim) for dim in dimensions}
-    rate = None
-    if survey is not None:
-        invited, answered = feedback_queries.response_rate_inputs(survey)
-        rate = kpi.response_rate(invited, answered)
     return SurveyResults(
         kind=metric, overall=slicing.overall(metric, answers), slices=slices,
         trend=slicing.trend(metric, answers, period),  # type: ignore[arg-type]
-        period=period, response_rate=rate, survey=survey)
+        period=period, response_rate=_rate(survey), survey=survey)
 
 
 @dataclass(frozen=True)
@@ -96,26 +160,28 @@ class Headline:
 
 
 def survey_headline(survey: Survey) -> Headline:
-    """The KPI and response rate alone — no slices, no trend — for lists of surveys."""
+    """The KPI and response rate alone — no slices, no trend — for lists of surveys: one
+    counting query and one of invitations."""
     metric = _kind_of(survey, None)
     invited, answered = feedback_queries.response_rate_inputs(survey)
-    return Headline(metric, kpi.compute(metric, feedback_queries.scores_of(survey, metric)),
+    counts = _by_score(feedback_queries.score_counts(survey=survey, kind=metric))
+    return Headline(metric, kpi.compute_from_counts(metric, kpi.ScoreCounts(counts)),
                     kpi.response_rate(invited, answered))
 
 
 def survey_drivers(
     survey: Survey | None = None, *, kind: str | None = None, min_count: int = 10,
 ) -> list[driver_analysis.Driver]:
-    """Which themes, touchpoints and channels move the score."""
+    """Which themes, touchpoints and channels move the score. Needs each answer's score and
+    features, so it reads one narrow row per answer (``feedback_queries.driver_rows``)."""
     metric = _kind_of(survey, kind)
-    rows = feedback_queries.scored_answers(survey=survey, kind=metric)
     inputs = []
-    for row in rows:
+    for row in feedback_queries.driver_rows(survey=survey, kind=metric):
         features = {f"theme:{name}" for name in row.themes}
-        if row.dims.get("touchpoint"):
-            features.add(f"touchpoint:{row.dims['touchpoint']}")
-        if row.dims.get("channel"):
-            features.add(f"channel:{row.dims['channel']}")
+        if row.touchpoint:
+            features.add(f"touchpoint:{row.touchpoint}")
+        if row.channel:
+            features.add(f"channel:{row.channel}")
         inputs.append(driver_analysis.DriverInput(score=row.score,
                                                   features=frozenset(features)))
     return driver_analysis.analyze_drivers(metric, inputs, min_count=min_count)
@@ -143,8 +209,7 @@ class ThemeStat:
 def theme_stats(period: str = "month", examples: int = 3) -> list[ThemeStat]:
     """Volume, sentiment mix, trend and the latest example answers of each theme (ids only:
     the caller shows their text to those allowed to read verbatims)."""
-    if period not in slicing.PERIODS:
-        raise ValueError(f"period must be one of {', '.join(slicing.PERIODS)}")
+    _check_period(period)
     themes = list(feedback_queries.active_themes())
     names = feedback_queries.canonical_theme_names()
     by_name: dict[str, list[tuple[str, datetime, str, float | None]]] = defaultdict(list)

@@ -1,8 +1,12 @@
 """KPIs per slice (channel, journey stage, segment, survey, …) and per time bucket.
 
-Input is a plain list of :class:`Answer` rows — whatever the caller read from the database —
-so slicing is testable without one. Every slice is computed with :func:`cxm.metrics.kpi.compute`,
-so a slice's number always equals the overall KPI computed on that slice's answers alone.
+Two inputs, one result. The row functions (:func:`overall`, :func:`by_dimension`,
+:func:`trend`) take a plain list of :class:`Answer` rows; the ``*_from_counts`` functions take
+:class:`~cxm.metrics.kpi.ScoreCounts` per label or per time bucket — what a database returns from
+``GROUP BY label, score`` — so a survey with millions of answers is sliced from a few hundred
+numbers. Both compute every slice with the same KPI code (:func:`cxm.metrics.kpi.compute` tallies
+its rows and calls :func:`~cxm.metrics.kpi.compute_from_counts`), so a slice's number always
+equals the overall KPI computed on that slice's answers alone, whichever way it was read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from cxm.metrics import kpi
-from cxm.metrics.kpi import KpiResult
+from cxm.metrics.kpi import KpiResult, ScoreCounts
 
 __all__ = [
     "DIMENSIONS",
@@ -24,9 +28,11 @@ __all__ = [
     "Period",
     "bucket_start",
     "by_dimension",
+    "by_dimension_from_counts",
     "overall",
     "trend",
     "trend_by_dimension",
+    "trend_from_counts",
 ]
 
 # The slices the product promises; any other key in ``Answer.dims`` works the same way.
@@ -78,6 +84,28 @@ def by_dimension(kind: str, answers: Iterable[Answer], dimension: str, *,
         for label in labels:
             groups[label].append(answer)
     results = [(label, overall(kind, rows, **options)) for label, rows in groups.items()]
+    return _largest_first(results)
+
+
+def by_dimension_from_counts(kind: str, groups: Iterable[tuple[DimValue | None, ScoreCounts]],
+                             *, missing: str | None = UNKNOWN, **options: Any
+                             ) -> list[tuple[str, KpiResult]]:
+    """:func:`by_dimension` from a tally per label (e.g. ``GROUP BY channel, score``).
+
+    A label may come in several groups (``None`` and ``""`` are both missing; a database may
+    split one label across rows): their counts are added. A set/tuple label counts the group in
+    each of its labels, as a multi-valued ``Answer.dims`` value does.
+    """
+    merged: dict[str, ScoreCounts] = {}
+    for value, counts in groups:
+        labels = _labels(value) or (() if missing is None else (missing,))
+        for label in labels:
+            merged[label] = merged[label] + counts if label in merged else counts
+    return _largest_first([(label, kpi.compute_from_counts(kind, counts, **options))
+                           for label, counts in merged.items()])
+
+
+def _largest_first(results: list[tuple[str, KpiResult]]) -> list[tuple[str, KpiResult]]:
     results.sort(key=lambda item: (-item[1].responses, item[0]))
     return results
 
@@ -132,17 +160,45 @@ def trend(kind: str, answers: Iterable[Answer], period: Period, *,
     buckets: dict[date, list[Answer]] = defaultdict(list)
     for answer in answers:
         buckets[bucket_start(answer.at, period)].append(answer)
-    first = bucket_start(_as_datetime(start), period) if start else min(buckets, default=None)
-    last = bucket_start(_as_datetime(end), period) if end else max(buckets, default=None)
+    return [(current, overall(kind, buckets[current], **options) if current in buckets
+             else kpi.empty(kind, **options))
+            for current in _bucket_range(buckets, period, start, end, max_buckets)]
+
+
+def trend_from_counts(kind: str, buckets: Iterable[tuple[date, ScoreCounts]], period: Period,
+                      *, start: date | None = None, end: date | None = None,
+                      max_buckets: int = MAX_BUCKETS, **options: Any
+                      ) -> list[tuple[date, KpiResult]]:
+    """:func:`trend` from a tally per time bucket (e.g. ``GROUP BY TruncWeek(at), score``).
+
+    Bucket keys may be any moment (or day) inside their bucket — a datetime is read as UTC,
+    like :func:`bucket_start` — so finer buckets roll up: days given to a ``"month"`` trend are
+    added into their months. Empty buckets, ``start``/``end`` and ``max_buckets`` behave exactly
+    as in :func:`trend`.
+    """
+    merged: dict[date, ScoreCounts] = {}
+    for moment, counts in buckets:
+        key = bucket_start(_as_datetime(moment), period)
+        merged[key] = merged[key] + counts if key in merged else counts
+    return [(current, kpi.compute_from_counts(kind, merged[current], **options)
+             if current in merged else kpi.empty(kind, **options))
+            for current in _bucket_range(merged, period, start, end, max_buckets)]
+
+
+def _bucket_range(present: Iterable[date], period: Period, start: date | None,
+                  end: date | None, max_buckets: int) -> list[date]:
+    """Every bucket from the first to the last (or ``start``..``end``), the latest
+    ``max_buckets`` of them."""
+    keys = list(present)
+    first = bucket_start(_as_datetime(start), period) if start else min(keys, default=None)
+    last = bucket_start(_as_datetime(end), period) if end else max(keys, default=None)
     if first is None or last is None:
         return []
     first = max(first, _back(last, period, max_buckets - 1))
-    out: list[tuple[date, KpiResult]] = []
+    out: list[date] = []
     current = first
     while current <= last:
-        rows = buckets.get(current, [])
-        out.append((current, overall(kind, rows, **options) if rows
-                    else kpi.empty(kind, **options)))
+        out.append(current)
         current = _next_bucket(current, period)
     return out
 

@@ -314,11 +314,11 @@ def _tone_of_score(kind: str, score: float | None) -> str:
 
 
 def _trend_context(survey: Survey, period: str) -> dict[str, Any]:
-    try:
-        results = metrics_queries.survey_results(survey, period=period)
+    try:  # the trend alone: one counting query, not the whole results
+        kind, trend = metrics_queries.survey_trend(survey, period)
     except ValueError:
         return {"trend_chart": None, "period": period, "survey": survey, "periods": PERIODS}
-    chart = _trend_chart(results.kind, results.trend)
+    chart = _trend_chart(kind, trend)
     return {"trend_chart": chart if chart["points"] else None, "period": period,
             "survey": survey, "periods": PERIODS}
 
