@@ -238,7 +238,8 @@ def discover_themes(texts: Sequence[str], max_themes: int = DEFAULT_MAX_THEMES) 
     except ValueError:  # no term left after min_df
         return []
     vocabulary = [str(term) for term in vectorizer.get_feature_names_out()]
-    n_themes = min(n_themes, len(vocabulary))
+    # More components than distinct texts would only split identical texts apart.
+    n_themes = min(n_themes, len(vocabulary), len(set(documents)))
     if n_themes < 1:
         return []
     # Generic evaluative words ("great", "fast", "friendly") say how, not what: damped, they
@@ -248,7 +249,10 @@ def discover_themes(texts: Sequence[str], max_themes: int = DEFAULT_MAX_THEMES) 
     nmf = NMF(n_components=n_themes, init="nndsvda", random_state=RANDOM_STATE, max_iter=1000)
     # A not-quite-converged NMF still gives usable, deterministic components; the themes are a
     # starting point an analyst edits, so the warning is not worth failing on.
-    with warnings.catch_warnings():
+    # When a few distinct texts repeat, the fit can be exact and the reconstruction error
+    # (which scikit-learn computes as sqrt of a difference, for its convergence report only)
+    # rounds to a tiny negative number: numpy's "invalid value in sqrt" is noise there.
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         weights = nmf.fit_transform(matrix)
     components = nmf.components_
