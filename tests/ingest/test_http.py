@@ -476,13 +476,18 @@ def test_ingest_writes_profile_audit_rows(client: Client, ingest_key: str) -> No
                                                                "plan": "pro"}}, ingest_key)
     profile = Profile.objects.get()
     actor = f"key:{keys.parse_prefix(ingest_key)}"
-    # A new profile's one row names the identities it was created with.
+    # A new profile's one row names the identities it was created with and the traits its
+    # first batch gave it (no separate identity.linked or profile.traits_changed row).
     created = AuditLog.objects.get(action="profile.created", target_id=str(profile.id))
     assert created.actor == actor
     assert sorted(created.changes["linked"]) == ["email", "user_id"]
+    assert created.changes["traits"] == ["email", "plan"]
     assert not AuditLog.objects.filter(action="identity.linked").exists()
+    assert not AuditLog.objects.filter(action="profile.traits_changed").exists()
+    # A stored profile whose traits change gets profile.traits_changed.
+    post(client, "/v1/identify", {"userId": "u1", "traits": {"plan": "team"}}, ingest_key)
     traits = AuditLog.objects.get(action="profile.traits_changed", target_id=str(profile.id))
-    assert traits.changes == {"keys": ["email", "plan"]}
+    assert traits.changes == {"keys": ["plan"]}
     # A stored profile that gains an identity gets an identity.linked row.
     post(client, "/v1/identify", {"userId": "u1", "anonymousId": "anon-9"}, ingest_key)
     linked = AuditLog.objects.get(action="identity.linked", target_id=str(profile.id))

@@ -352,7 +352,7 @@ def _write(batches: list[_Batch]) -> None:
             rows.append((seq, stored_at, label, action, target_type, target_id, stored_changes,
                          ip, prev, digest))
             prev = digest
-        sql.insert_rows(AuditLog, _COLUMNS, rows, returning=None)
+        sql.insert_rows(AuditLog, _COLUMNS, rows, returning=None, text_arrays=True)
 
 
 def _clean_ip(value: str | None) -> str | None:

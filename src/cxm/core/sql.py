@@ -9,7 +9,7 @@ multi-row ``INSERT … RETURNING`` per chunk. Everything else should use the ORM
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -96,9 +96,40 @@ def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(sql.replace("%s", "?"), rows)
 
 
+def _pg_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if type(value).__name__ == "Jsonb":  # adapt_json's wrapper
+        return _orjson_text(value.obj)
+    return str(value)
+
+
+def _pg_quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal (every element quoted, ``None`` as NULL), sent as one text
+    parameter and cast by the statement (``%s::uuid[]``): psycopg's own list dumper costs
+    several µs of Python per element; this quotes a whole column in a few C-level passes."""
+    texts = [v if type(v) is str else _pg_text(v) for v in values]
+    if not texts:
+        return "{}"
+    if None not in texts:
+        joined = "\x00".join(texts)  # type: ignore[arg-type]  # no None, checked
+        if joined.count("\x00") == len(texts) - 1:  # (PostgreSQL text never holds a NUL)
+            if "\\" in joined or '"' in joined:
+                joined = joined.replace("\\", "\\\\").replace('"', '\\"')
+            return '{"' + joined.replace("\x00", '","') + '"}'
+    return "{" + ",".join(["NULL" if t is None else _pg_quoted(t) for t in texts]) + "}"
+
+
 def insert_rows(
     model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
     on_conflict_do_nothing: str | None = None, returning: str | tuple[str, ...] | None = "id",
+    text_arrays: bool = False,
 ) -> list[Any]:
     """Insert rows; returns the ``returning`` column (or a tuple of columns) of the rows
     actually inserted. The order of the answer is not promised: return the columns you need to
@@ -106,7 +137,9 @@ def insert_rows(
 
     SQLite gets one multi-row ``VALUES`` statement per chunk. PostgreSQL gets
     ``INSERT … SELECT FROM unnest(array, …)``: one parameter per column instead of one per
-    value, which spares psycopg from parsing and quoting thousands of placeholders.
+    value, which spares psycopg from parsing and quoting thousands of placeholders. The arrays
+    go binary through psycopg's list dumper, or, with ``text_arrays``, each as one text
+    literal (:func:`pg_array`) — cheaper for short values (ids, kinds, stamps, small JSON).
     """
     if not rows:
         return []
@@ -121,13 +154,18 @@ def insert_rows(
     out: list[Any] = []
     if is_postgres():
         types = [_array_type(model, c) for c in columns]
-        unnest = ", ".join(f"%b::{t}[]" for t in types)
+        mark = "%s" if text_arrays else "%b"
+        unnest = ", ".join(f"{mark}::{t}[]" for t in types)
         sql = (f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({unnest})"
                + conflict + tail)
         with server_cursor() as pg_cursor:
             for start in range(0, len(rows), 5000):
                 chunk = rows[start:start + 5000]
-                pg_cursor.execute(sql, [list(col) for col in zip(*chunk, strict=True)], binary=True)
+                if text_arrays:
+                    pg_cursor.execute(sql, [pg_array(col) for col in zip(*chunk, strict=True)])
+                else:
+                    pg_cursor.execute(sql, [list(col) for col in zip(*chunk, strict=True)],
+                                      binary=True)
                 if returned:
                     out.extend(r[0] if single else tuple(r) for r in pg_cursor.fetchall())
         return out
