@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from django.db import connections
-from django.db.models import CharField, Count, F, Func, Q, QuerySet
+from django.db.models import CharField, Count, F, Func, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
@@ -366,8 +366,55 @@ def scored_kind(survey: Survey) -> str | None:
     return str(found) if found else None
 
 
-def theme_links() -> list[tuple[int, uuid.UUID, datetime, str, float | None]]:
-    """Every (theme, response, submitted_at, sentiment, sentiment_score) link."""
-    return list(Response.themes.through.objects.values_list(
-        "theme_id", "response_id", "response__submitted_at", "response__sentiment",
-        "response__sentiment_score"))
+@dataclass(frozen=True)
+class ThemeLinkCounts:
+    """One theme id's answer links, counted in the database for one sentiment label."""
+
+    theme_id: int
+    sentiment: str
+    links: int
+    score_sum: float
+    scored: int  # links whose answer has a sentiment score
+
+
+def theme_link_counts() -> list[ThemeLinkCounts]:
+    """Per theme id and sentiment label: the links, and the sum and count of their answers'
+    sentiment scores — one ``GROUP BY`` however many answers there are."""
+    through = Response.themes.through
+    counted = (through.objects.values("theme_id", "response__sentiment")
+               .annotate(links=Count("*"), score_sum=Sum("response__sentiment_score"),
+                         scored=Count("response__sentiment_score"))
+               .order_by())
+    return [ThemeLinkCounts(int(row["theme_id"]), row["response__sentiment"] or "",
+                            int(row["links"]), float(row["score_sum"] or 0.0),
+                            int(row["scored"])) for row in counted]
+
+
+def theme_link_counts_by_period(period: str) -> list[tuple[int, date, int]]:
+    """Per theme id and UTC day, Monday-start week or month (its first day): the links of its
+    answers submitted then, counted in the database."""
+    if period not in _TRUNC:
+        raise ValueError(f"period must be one of {', '.join(_TRUNC)}")
+    links: QuerySet[Any] = Response.themes.through.objects.all()
+    bucket: Func
+    if connections[links.db].vendor == "sqlite":
+        bucket = Func(F("response__submitted_at"), template=_SQLITE_BUCKET[period],
+                      output_field=CharField())
+    else:
+        bucket = _TRUNC[period]("response__submitted_at", tzinfo=UTC)
+    counted = (links.annotate(bucket=bucket).values("theme_id", "bucket")
+               .annotate(links=Count("*")).order_by())
+    return [(int(row["theme_id"]), _day_of(row["bucket"]), int(row["links"]))
+            for row in counted]
+
+
+def latest_linked_responses(theme_ids: Sequence[int], limit: int) -> list[uuid.UUID]:
+    """The ids of the latest ``limit`` answers linked to any of ``theme_ids`` (a theme and
+    the themes merged into it), newest first."""
+    if limit <= 0 or not theme_ids:
+        return []
+    rows = (Response.themes.through.objects.filter(theme_id__in=list(theme_ids))
+            .order_by("-response__submitted_at", "-response_id")
+            .values_list("response_id", flat=True)[:limit])
+    return list(rows)
+

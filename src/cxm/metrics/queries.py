@@ -208,25 +208,37 @@ class ThemeStat:
 
 def theme_stats(period: str = "month", examples: int = 3) -> list[ThemeStat]:
     """Volume, sentiment mix, trend and the latest example answers of each theme (ids only:
-    the caller shows their text to those allowed to read verbatims)."""
+    the caller shows their text to those allowed to read verbatims). Counted in the database:
+    links to a theme merged into another count for the theme it ended up in."""
     _check_period(period)
     themes = list(feedback_queries.active_themes())
     names = feedback_queries.canonical_theme_names()
-    by_name: dict[str, list[tuple[str, datetime, str, float | None]]] = defaultdict(list)
-    for theme_id, response_id, at, sentiment, score in feedback_queries.theme_links():
-        by_name[names.get(theme_id, "")].append((str(response_id), at, sentiment, score))
+    ids_of: dict[str, list[int]] = defaultdict(list)
+    for theme_id, name in names.items():
+        ids_of[name].append(theme_id)
+    volume: Counter[str] = Counter()
+    mix: dict[str, Counter[str]] = defaultdict(Counter)
+    score_sum: dict[str, float] = defaultdict(float)
+    scored: Counter[str] = Counter()
+    for row in feedback_queries.theme_link_counts():
+        name = names.get(row.theme_id, "")
+        volume[name] += row.links
+        mix[name][row.sentiment or "unknown"] += row.links
+        score_sum[name] += row.score_sum
+        scored[name] += row.scored
+    buckets: dict[str, Counter[date]] = defaultdict(Counter)
+    for theme_id, bucket, links in feedback_queries.theme_link_counts_by_period(period):
+        buckets[names.get(theme_id, "")][bucket] += links
     stats = []
     for theme in themes:
-        rows = sorted(by_name.get(theme.name, []), key=lambda r: r[1], reverse=True)
-        mix = Counter(r[2] or "unknown" for r in rows)
-        scores = [r[3] for r in rows if r[3] is not None]
-        buckets: Counter[date] = Counter(slicing.bucket_start(r[1], period)  # type: ignore[arg-type]
-                                         for r in rows)
+        name = theme.name
         stats.append(ThemeStat(
-            id=theme.id, name=theme.name, keywords=dict(theme.keywords), edited=theme.edited,
-            volume=len(rows),
-            sentiment={k: mix.get(k, 0) for k in ("positive", "neutral", "negative")},
-            mean_sentiment=round(sum(scores) / len(scores), 3) if scores else None,
-            trend=sorted(buckets.items()), response_ids=[r[0] for r in rows[:examples]]))
+            id=theme.id, name=name, keywords=dict(theme.keywords), edited=theme.edited,
+            volume=volume[name],
+            sentiment={k: mix[name].get(k, 0) for k in ("positive", "neutral", "negative")},
+            mean_sentiment=round(score_sum[name] / scored[name], 3) if scored[name] else None,
+            trend=sorted(buckets[name].items()),
+            response_ids=[str(rid) for rid in feedback_queries.latest_linked_responses(
+                ids_of.get(name, [theme.id]), examples)]))
     stats.sort(key=lambda s: (-s.volume, s.name))
     return stats
