@@ -22,7 +22,7 @@ process of its own (this script with ``--worker``) that
   ``metrics.queries.survey_results`` (counts) vs ``survey_results_from_rows`` (the old path),
   the list headline, ``GET /api/v1/surveys/{id}/results`` and the results page ``/surveys/<id>/``
   through Django's test client in-process (middleware, view, serialisation / template; no
-  socket) — "before" by swapping the old functions in —, the drivers page and its parts;
+  socket) — "before" by swapping the old functions in —, the drivers page and its parts, theme statistics and the themes page;
 * checks that the counts and the row path give the same ``as_dict()`` (exit status 1 if not).
 
 Prints the machine, a table and (``--json``) everything as JSON.
@@ -316,6 +316,8 @@ def measure(survey_id: str, runs: int) -> dict[str, Any]:
         for r in rows]
     record("drivers: analysis maths", lambda: drivers.analyze_drivers("nps", inputs), old_runs)
     record("drivers page", get(client, f"/surveys/{survey.id}/drivers/"), old_runs)
+    record("theme stats (counts)", lambda: metrics_queries.theme_stats(period="month"), runs)
+    record("themes page (counts)", get(client, "/surveys/themes/"), runs)
 
     counts = metrics_queries.survey_results(survey).as_dict()
     from_rows = metrics_queries.survey_results_from_rows(survey).as_dict()
