@@ -22,7 +22,8 @@ process of its own (this script with ``--worker``) that
   ``metrics.queries.survey_results`` (counts) vs ``survey_results_from_rows`` (the old path),
   the list headline, ``GET /api/v1/surveys/{id}/results`` and the results page ``/surveys/<id>/``
   through Django's test client in-process (middleware, view, serialisation / template; no
-  socket) — "before" by swapping the old functions in —, the drivers page and its parts, theme statistics and the themes page;
+  socket) — "before" by swapping the old functions in —, the drivers page and its parts,
+  theme statistics and the themes page;
 * checks that the counts and the row path give the same ``as_dict()`` (exit status 1 if not).
 
 Prints the machine, a table and (``--json``) everything as JSON.
