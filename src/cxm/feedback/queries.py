@@ -253,19 +253,23 @@ def score_counts_by_period(
 ) -> list[tuple[date, float, int]]:
     """Scored answers per UTC day, Monday-start week or month (its first day) and score value,
     counted in the database."""
-    if period not in _TRUNC:
-        raise ValueError(f"period must be one of {', '.join(_TRUNC)}")
     rows = _scored(survey, kind, since, until)
-    bucket: Func
-    if connections[rows.db].vendor == "sqlite":
-        bucket = Func(F("submitted_at"), template=_SQLITE_BUCKET[period],
-                      output_field=CharField())
-    else:
-        bucket = _TRUNC[period]("submitted_at", tzinfo=UTC)
+    bucket = _utc_bucket(rows, "submitted_at", period)
     counted = (rows.annotate(bucket=bucket).values("bucket", "score")
                .annotate(answers=Count("*")).order_by())
     return [(_day_of(row["bucket"]), float(row["score"] or 0), int(row["answers"]))
             for row in counted]
+
+
+def _utc_bucket(rows: QuerySet[Any], field: str, period: str) -> Func:
+    """The UTC day, Monday-start week or month (its first day) of ``field``, as an expression
+    for ``rows``' database (see ``_SQLITE_BUCKET``); read it back with :func:`_day_of`."""
+    if period not in _TRUNC:
+        raise ValueError(f"period must be one of {', '.join(_TRUNC)}")
+    if connections[rows.db].vendor == "sqlite":
+        return Func(F(field), template=_SQLITE_BUCKET[period], output_field=CharField())
+    bucket: Func = _TRUNC[period](field, tzinfo=UTC)
+    return bucket
 
 
 def _day_of(value: datetime | date | str) -> date:
@@ -393,15 +397,8 @@ def theme_link_counts() -> list[ThemeLinkCounts]:
 def theme_link_counts_by_period(period: str) -> list[tuple[int, date, int]]:
     """Per theme id and UTC day, Monday-start week or month (its first day): the links of its
     answers submitted then, counted in the database."""
-    if period not in _TRUNC:
-        raise ValueError(f"period must be one of {', '.join(_TRUNC)}")
     links: QuerySet[Any] = Response.themes.through.objects.all()
-    bucket: Func
-    if connections[links.db].vendor == "sqlite":
-        bucket = Func(F("response__submitted_at"), template=_SQLITE_BUCKET[period],
-                      output_field=CharField())
-    else:
-        bucket = _TRUNC[period]("response__submitted_at", tzinfo=UTC)
+    bucket = _utc_bucket(links, "response__submitted_at", period)
     counted = (links.annotate(bucket=bucket).values("theme_id", "bucket")
                .annotate(links=Count("*")).order_by())
     return [(int(row["theme_id"]), _day_of(row["bucket"]), int(row["links"]))
