@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,25 +67,44 @@ def migrate() -> None:
     _migrate(quiet=False)
 
 
+WorkerFlag = Annotated[bool, typer.Option(
+    "--worker/--no-worker",
+    help="also run the background worker (`cxm worker`) as a child process of the server")]
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="web worker processes (0 = 2 per core)")] = 0,
     threads: Annotated[int, typer.Option(help="threads per worker")] = 4,
+    with_worker: WorkerFlag = False,
 ) -> None:
-    """Run the web app, the REST API and the ingest API (migrates first)."""
+    """Run the web app, the REST API and the ingest API (migrates first).
+
+    Background work (email invitations, surveys after events, schedules) runs in `cxm worker`,
+    a separate process; `--worker` starts one beside the server and stops it with the server."""
     _setup()
     _migrate()
-    _run_server(host, port, workers, threads)
+    _run_server(host, port, workers, threads, with_worker=with_worker)
 
 
-def _run_server(host: str, port: int, workers: int, threads: int) -> None:
+def _run_server(host: str, port: int, workers: int, threads: int, *,
+                with_worker: bool = False) -> None:
+    from django.conf import settings
     from gunicorn.app.base import BaseApplication
 
     from cxm.wsgi import application
 
     count = workers or max(2, (os.cpu_count() or 1) * 2)
+
+    child: subprocess.Popen[bytes] | None = None
+
+    def post_fork(server: Any, web_worker: Any) -> None:
+        # A web worker inherits a copy of the handle on the background worker, which is not
+        # its child: mark it finished, so nothing in the web worker waits on it or warns.
+        if child is not None:
+            child.returncode = 0
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -90,25 +112,102 @@ def _run_server(host: str, port: int, workers: int, threads: int) -> None:
                 "bind": f"{host}:{port}", "workers": count, "threads": threads,
                 "worker_class": "gthread", "timeout": 120, "graceful_timeout": 10,
                 "accesslog": None, "errorlog": "-", "loglevel": "warning",
-                "limit_request_line": 8190, "keepalive": 5,
+                "limit_request_line": 8190, "keepalive": 5, "post_fork": post_fork,
             }.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
             return application
 
+    if with_worker and settings.CXM.queue == "immediate":
+        console.print("CXM_QUEUE=immediate runs background work inside the web processes: "
+                      "no worker started")
+    elif with_worker:
+        child = _start_worker()
+    elif settings.CXM.queue != "immediate":
+        console.print("background work (email invitations, surveys after events, schedules) "
+                      "needs `cxm worker` running too, or `cxm serve --worker`")
+    owner = os.getpid()
     console.print(f"cxm listening on http://{host}:{port} ({count} workers × {threads} threads)")
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        # Gunicorn forks its web workers from this process, and each unwinds through here
+        # when it exits: only the process that started the background worker stops it.
+        if child is not None and os.getpid() == owner and child.returncode is None:
+            _stop_worker(child)
+
+
+WORKER_GRACE = 15.0  # seconds the worker may take to finish the task in hand when stopped
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """``cxm worker`` as a child process, writing to the same console. It gets its own process
+    group, so Ctrl-C in the terminal reaches only the server, which then stops the worker
+    (gracefully, see ``_stop_worker``); and it watches this process, so it exits by itself if
+    the server dies without stopping it (e.g. ``kill -9``)."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "cxm", "worker", "--exit-with-parent", str(os.getpid())],
+        process_group=0)
+    console.print(f"background worker started (pid {child.pid})")
+    return child
+
+
+def _stop_worker(child: subprocess.Popen[bytes]) -> None:
+    """SIGINT (huey finishes the task in hand), then SIGTERM, then SIGKILL, each with a bounded
+    wait. A second Ctrl-C or SIGTERM to the server skips to the next step."""
+    def hurry(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Gunicorn's handlers only queue signals for its loop, which has ended.
+    signal.signal(signal.SIGINT, hurry)
+    signal.signal(signal.SIGTERM, hurry)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for number, wait in ((signal.SIGINT, WORKER_GRACE), (signal.SIGTERM, 5.0),
+                         (signal.SIGKILL, 5.0)):
+        if child.poll() is not None:
+            break
+        try:
+            child.send_signal(number)
+            child.wait(timeout=wait)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            continue
+    if child.poll() is None:
+        console.print(f"[red]background worker (pid {child.pid}) did not stop[/red]")
+    else:
+        console.print("background worker stopped")
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker when ``parent`` (the server that started it) is gone: the worker is
+    re-parented then, which ``getppid`` shows within half a second."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        console.print("the server that started this worker is gone: worker stopping")
+        os.kill(os.getpid(), signal.SIGINT)  # huey: finish the task in hand, then exit
+        time.sleep(WORKER_GRACE + 5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cxm-exit-with-parent", daemon=True).start()
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    exit_with_parent: Annotated[int, typer.Option(
+        hidden=True, help="exit when this process (the server that started us) is gone")] = 0,
+) -> None:
     """Run background work and schedules (huey consumer)."""
-    _setup()
-    _migrate()
-    from django.core.management import call_command
+    if exit_with_parent:
+        _exit_with_parent(exit_with_parent)
+    try:
+        _setup()
+        _migrate()
+        from django.core.management import call_command
 
-    call_command("run_huey")
+        call_command("run_huey")
+    except KeyboardInterrupt:  # stopped before huey took over the signals
+        raise typer.Exit(130) from None
 
 
 @keys_app.command("create")
@@ -263,20 +362,37 @@ def demo(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="load only")] = False,
+    with_worker: Annotated[bool, typer.Option(
+        "--worker/--no-worker", help="run the background worker beside the server")] = True,
     as_json: JsonFlag = False,
 ) -> None:
-    """Load a believable company's year of data through the real ingest path, then serve it."""
+    """Load a believable company's year of data through the real ingest path, then serve it
+    with a background worker. Mail goes to files in the data dir's outbox unless
+    CXM_SMTP_HOST or CXM_EMAIL_BACKEND is set."""
+    from cxm import config
+
+    config.use_demo_defaults(host, port)
     _setup()
     _migrate()
+    from django.conf import settings
+
     from cxm.demo import loader
 
     result = loader.load(customers=customers, seed=seed, console=console, quiet=as_json)
+    outbox = settings.CXM.outbox_dir if settings.CXM.email_backend == "file" else None
+    result["email_outbox"] = str(outbox) if outbox else None
     _print(result, as_json)
     if not no_serve:
         if not as_json:
+            if outbox:
+                console.print(f"survey emails are written to files in [bold]{outbox}[/bold] "
+                              "(no mail server needed; set CXM_SMTP_HOST to send for real)")
+            else:
+                console.print(f"survey emails go to SMTP {settings.EMAIL_HOST}:"
+                              f"{settings.EMAIL_PORT}")
             console.print(f"log in at http://{host}:{port}/ as [bold]{result['username']}[/bold]"
                           f" / [bold]{result['password']}[/bold]")
-        _run_server(host, port, 0, 4)
+        _run_server(host, port, 0, 4, with_worker=with_worker)
 
 
 @app.command()

@@ -7,10 +7,12 @@ reads the environment. Production mode refuses unsafe values instead of warning 
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SECRET = "cxm-insecure-development-secret-change-me"  # noqa: S105 - flagged at start-up
+EMAIL_BACKENDS = ("smtp", "file")
 
 
 class ConfigError(RuntimeError):
@@ -95,12 +97,19 @@ class Config:
     smtp_password: str = ""
     smtp_tls: str = "none"
     email_from: str = "cxm <surveys@localhost>"
+    # smtp: hand mail to CXM_SMTP_HOST; file: write each message under outbox_dir (demos).
+    email_backend: str = "smtp"
     # Origins (scheme://host[:port]) whose pages may use the survey widget; empty = any.
     widget_origins: list[str] = field(default_factory=list)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where ``CXM_EMAIL_BACKEND=file`` writes outgoing mail, one file per message."""
+        return self.data_dir / "outbox"
 
 
 def load() -> Config:
@@ -127,6 +136,9 @@ def load() -> Config:
     smtp_tls = (os.environ.get("CXM_SMTP_TLS") or "none").lower()
     if smtp_tls not in {"none", "starttls", "ssl"}:
         raise ConfigError(f"CXM_SMTP_TLS must be none, starttls or ssl, got {smtp_tls!r}")
+    email_backend = (os.environ.get("CXM_EMAIL_BACKEND") or "smtp").strip().lower()
+    if email_backend not in EMAIL_BACKENDS:
+        raise ConfigError(f"CXM_EMAIL_BACKEND must be smtp or file, got {email_backend!r}")
     base_url = (os.environ.get("CXM_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"CXM_BASE_URL must start with http:// or https://, got {base_url!r}")
@@ -156,6 +168,7 @@ def load() -> Config:
         smtp_password=os.environ.get("CXM_SMTP_PASSWORD") or "",
         smtp_tls=smtp_tls,
         email_from=os.environ.get("CXM_EMAIL_FROM") or "cxm <surveys@localhost>",
+        email_backend=email_backend,
         csrf_trusted_origins=[
             o.strip() for o in (os.environ.get("CXM_CSRF_TRUSTED_ORIGINS") or "").split(",")
             if o.strip()
@@ -164,6 +177,26 @@ def load() -> Config:
     )
     validate(config)
     return config
+
+
+def use_demo_defaults(host: str, port: int,
+                      environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """``cxm demo`` runs on a fresh machine, usually without a mail server: unless the operator
+    chose a mail backend or an SMTP host, mail goes to the outbox; unless ``CXM_BASE_URL`` is
+    set, links in emails point at the demo's own address. Sets the variables (so the worker
+    process the demo starts inherits them) and returns the names it set."""
+    env = os.environ if environ is None else environ
+    chosen = []
+    if not env.get("CXM_EMAIL_BACKEND") and not env.get("CXM_SMTP_HOST"):
+        env["CXM_EMAIL_BACKEND"] = "file"
+        chosen.append("CXM_EMAIL_BACKEND")
+    if not env.get("CXM_BASE_URL"):
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - a check
+        if ":" in shown:
+            shown = f"[{shown}]"
+        env["CXM_BASE_URL"] = f"http://{shown}:{port}"
+        chosen.append("CXM_BASE_URL")
+    return chosen
 
 
 def validate(config: Config) -> None:
@@ -177,5 +210,8 @@ def validate(config: Config) -> None:
     if not config.encryption:
         raise ConfigError("CXM_ENCRYPTION can only be switched off outside production "
                           "(it exists to measure its cost)")
+    if config.email_backend == "file":
+        raise ConfigError("CXM_EMAIL_BACKEND=file keeps email addresses in plain files; it is "
+                          "for demos and tests and refused when CXM_PRODUCTION is on")
     if not config.allowed_hosts or "*" in config.allowed_hosts:
         raise ConfigError("CXM_ALLOWED_HOSTS must list the host names when CXM_PRODUCTION is on")

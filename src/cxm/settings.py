@@ -135,7 +135,14 @@ if CXM.production:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
-EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+if CXM.email_backend == "file":
+    # One file per message (Django opens one connection per send) in the outbox; the files
+    # hold email addresses, so only the data dir's owner may read them.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(CXM.outbox_dir)
+    CXM.outbox_dir.mkdir(mode=0o700, exist_ok=True)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = CXM.smtp_host
 EMAIL_PORT = CXM.smtp_port
 EMAIL_HOST_USER = CXM.smtp_user
@@ -154,6 +161,9 @@ else:
         "name": "cxm",
         "filename": str(CXM.data_dir / "queue.sqlite3"),
         "immediate": CXM.queue == "immediate",
+        # The consumer polls the file; waiting at most 2 s when idle (huey's default backs off
+        # to 10 s) keeps an invitation from waiting long for a worker, at no real cost.
+        "consumer": {"max_delay": 2.0},
     }
 
 LOGGING = {
@@ -162,5 +172,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Configured here, so `run_huey` does not add a handler of its own (every consumer
+        # line was printed twice).
+        "huey": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
