@@ -1749,7 +1749,10 @@ class _Journey:
                 "newsletter_frequency": self.frequency if self.marketing else "never",
                 "favourite_category": p.favourites[0],
             },
-            "consent": {"email": {"marketing": self.marketing, "service": True},
+            # research = may be surveyed (feedback.policy); from traits already drawn, so the
+            # random stream (and every other generated value) stays as it was
+            "consent": {"email": {"marketing": self.marketing, "service": True,
+                                  "research": self.marketing or self.engagement > 0.35},
                         "sms": {"marketing": self.sms}},
             "plan": "business" if p.company is not None else "standard",
         }
