@@ -331,3 +331,11 @@ def test_property_response_rate(a: int, b: int) -> None:
         return
     assert rate.ci is not None and rate.value is not None
     assert 0 <= rate.ci.low <= rate.value <= rate.ci.high <= 100
+
+
+def test_ces_of_one_score_value_has_a_zero_width_interval_whatever_the_weights() -> None:
+    # Σwx/Σw = 3.0000000000000004 here; the spread must still be exactly zero (a t quantile at
+    # an effective n of 1.05 turned the rounding bit into an interval over the whole scale).
+    result = kpi.ces([3, 3], weights=[1.0, 42.604276608656576])
+    assert result.value == 3.0
+    assert result.ci is not None and (result.ci.low, result.ci.high) == (3.0, 3.0)

@@ -405,6 +405,12 @@ def ces_from_counts(counts: ScoreCounts, *, scale_max: int = 7, easy_min: int = 
         return _empty_result("ces", counts_out, distribution, (1, scale_max))
     total = t.total
     mean = float(np.dot(t.weights, t.values)) / total
+    answered = t.values[t.weights > 0]
+    if len(answered) == 1:
+        # One score value only: the mean is that value exactly. Σwx/Σw can miss it in the
+        # last bit, and that bit, squared, is a variance > 0 which a t quantile at an effective
+        # n near 1 (df → 0) blows up into an interval spanning the scale.
+        mean = float(answered[0])
     ci = None
     if t.positive >= 2:
         n_eff = t.n_eff
