@@ -268,6 +268,8 @@ WEB: dict[str, list[Case]] = {
              lambda w: {"into": str(walk_themes()[0])})],
     "surveys/themes/discover/": [
         Case("post", ("surveys.manage",), fixed("/surveys/themes/discover/"), late=1)],
+    "surveys/themes/jobs/<int:job_id>/": [
+        Case("get", ("surveys.read",), lambda w: f"/surveys/themes/jobs/{walk_theme_job()}/")],
     "settings/contact-policy/": [
         Case("get", ("surveys.read",), fixed("/settings/contact-policy/"))],
     "settings/contact-policy/save/": [
@@ -353,6 +355,17 @@ def walk_themes() -> list[int]:
     return themes
 
 
+def walk_theme_job() -> int:
+    """A theme discovery job (queued: no worker runs in the walk), made once per world."""
+    from cxm.feedback import actions as feedback_actions
+    from cxm.feedback.models import ThemeJob
+
+    found = ThemeJob.objects.order_by("id").first()
+    if found is not None:
+        return found.id
+    return feedback_actions.request_discovery(actor=Actor("t"), max_themes=2).job.id
+
+
 # Every operation of /api/v1/openapi.json.
 API: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/profiles"): Case("get", PROFILE, fixed("/api/v1/profiles?q=ada")),
@@ -415,6 +428,8 @@ API: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/themes/stats"): Case("get", SURVEYS, fixed("/api/v1/themes/stats")),
     ("post", "/api/v1/themes/discover"): Case(
         "post", MANAGE_SURVEYS, fixed("/api/v1/themes/discover"), form(max_themes=3)),
+    ("get", "/api/v1/themes/jobs/{job_id}"): Case(
+        "get", SURVEYS, lambda w: f"/api/v1/themes/jobs/{walk_theme_job()}"),
     ("patch", "/api/v1/themes/{theme_id}"): Case(
         "patch", MANAGE_SURVEYS, lambda w: f"/api/v1/themes/{walk_themes()[0]}",
         form(name="Renamed by the walk")),

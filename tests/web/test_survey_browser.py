@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.feedback import actions
-from cxm.feedback.models import Survey
+from cxm.feedback.models import Survey, ThemeJob
 from cxm.identity import actions as identity_actions
 from tests.web.conftest import Customer, make_customer, make_user, watch
 from tests.web.test_browser import (  # noqa: F401  (fixtures used by name)
@@ -255,7 +255,15 @@ def test_themes_discover_rename_and_merge(
     page.goto(f"{base}/surveys/themes/")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_test_id("discover").click()
-    expect(page.get_by_role("status")).to_contain_text("Themes discovered")
+    # The click only queues the discovery: the page says so and polls until a worker is done.
+    status = page.get_by_test_id("theme-job")
+    expect(status).to_contain_text("Discovering themes…")
+    expect(status).to_contain_text("by ana")
+    shot(page, "survey-themes-discovering", full=False)
+    job = ThemeJob.objects.get(kind="discover")
+    assert actions.run_theme_job(job.id).status == "done"  # what `cxm worker` does
+    expect(page.get_by_role("status")).to_contain_text("Themes discovered", timeout=10_000)
+    expect(page.get_by_test_id("theme-job")).to_be_hidden()
     cards = page.locator(".theme-card")
     expect(cards.first).to_be_visible()
     expect(cards.first.locator(".chart-spark canvas")).to_have_count(1)

@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from cxm.core.audit import Actor
 from cxm.core.models import AuditLog as AuditEntry
 from cxm.feedback import actions, queries
-from cxm.feedback.models import Invitation, Survey
+from cxm.feedback.models import Invitation, Survey, ThemeJob
 from cxm.identity import actions as identity_actions
 from tests.web.conftest import START, Customer, make_customer, make_user
 
@@ -425,9 +425,26 @@ def test_discover_edit_and_merge_themes(
         answer(survey, ada.id, 2 + index % 3, COMMENTS[index % 3], day=index)
     client = as_role("analyst")
     assert client.post("/surveys/themes/discover/").status_code == 302
+    # The button only queues the discovery; the page says so and polls its status line.
+    text = html(client.get("/surveys/themes/"))
+    assert "Discovering themes…" in text and "by u-analyst" in text
+    (job,) = ThemeJob.objects.all()
+    assert f'hx-get="/surveys/themes/jobs/{job.id}/"' in text
+    assert 'hx-trigger="every 2s"' in text
+    # A second click gets the same job, and says so.
+    client.post("/surveys/themes/discover/")
+    assert ThemeJob.objects.count() == 1
+    assert "being discovered already" in html(client.get("/surveys/themes/"))
+    polled = client.get(f"/surveys/themes/jobs/{job.id}/", HTTP_HX_REQUEST="true")
+    assert polled.status_code == 200 and 'hx-trigger="every 2s"' in html(polled)
+    assert "HX-Refresh" not in polled
+    actions.run_theme_job(job.id)  # the worker
+    done = client.get(f"/surveys/themes/jobs/{job.id}/", HTTP_HX_REQUEST="true")
+    assert done["HX-Refresh"] == "true" and "every 2s" not in html(done)
     themes = list(queries.active_themes())
     assert themes, "discovery found no theme"
     text = html(client.get("/surveys/themes/"))
+    assert "Themes discovered:" in text and "Discovering themes" not in text
     assert themes[0].name in text and 'data-chart-type="spark"' in text
     assert any(comment in text for comment in COMMENTS)  # examples, for an analyst
     first = themes[0]
@@ -436,6 +453,11 @@ def test_discover_edit_and_merge_themes(
     assert response.status_code == 302
     first.refresh_from_db()
     assert first.name == "Courier delays" and set(first.keywords) == {"courier", "late"}
+    text = html(client.get("/surveys/themes/"))
+    assert "Comments are being sorted again" in text
+    assert "Sorting every comment into the themes again…" in text
+    rematch = ThemeJob.objects.get(kind="rematch")
+    assert actions.run_theme_job(rematch.id).status == "done"
     if len(themes) > 1:
         assert client.post(f"/surveys/themes/{themes[1].id}/merge/",
                            {"into": str(first.id)}).status_code == 302
@@ -443,6 +465,57 @@ def test_discover_edit_and_merge_themes(
     marketer = html(as_role("marketer").get("/surveys/themes/"))
     assert not any(comment in marketer for comment in COMMENTS)
     assert "needs the verbatims permission" in marketer
+
+
+def test_a_failed_theme_job_shows_why_and_stops_polling(
+    world: tuple[Survey, Customer], as_role: Callable[[str], Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = as_role("analyst")
+    client.post("/surveys/themes/discover/")
+    (job,) = ThemeJob.objects.all()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the model file is missing")
+
+    monkeypatch.setattr(actions.annotate, "discover", broken)
+    assert actions.run_theme_job(job.id).status == "failed"
+    polled = html(client.get(f"/surveys/themes/jobs/{job.id}/", HTTP_HX_REQUEST="true"))
+    assert "Theme discovery failed" in polled and "the model file is missing" in polled
+    assert "hx-trigger" not in polled
+    page = html(client.get("/surveys/themes/"))
+    assert 'data-testid="theme-job"' in page and "the model file is missing" in page
+    assert "every 2s" not in page
+    # A viewer sees the status too, but no button and no job of their own to start.
+    viewer = as_role("viewer")
+    text = html(viewer.get("/surveys/themes/"))
+    assert "Theme discovery failed" in text and "Discover themes” tries again" not in text
+    assert viewer.post("/surveys/themes/discover/").status_code == 403
+    assert viewer.get("/surveys/themes/jobs/999999/").status_code == 404
+    opened = viewer.get(f"/surveys/themes/jobs/{job.id}/")  # not by htmx: the page itself
+    assert opened.status_code == 302 and opened["Location"] == "/surveys/themes/"
+
+
+@pytest.mark.django_db(transaction=True)  # commits for real: the task runs after commit
+def test_with_an_immediate_queue_the_button_finishes_the_discovery(
+    world: tuple[Survey, Customer], as_role: Callable[[str], Client],
+) -> None:
+    pytest.importorskip("cxm.text.themes")
+    from huey.contrib.djhuey import HUEY
+
+    survey, ada = world
+    for index in range(12):
+        answer(survey, ada.id, 2 + index % 3, COMMENTS[index % 3], day=index)
+    client = as_role("analyst")
+    HUEY.immediate = True
+    try:
+        response = client.post("/surveys/themes/discover/")
+    finally:
+        HUEY.immediate = False
+    assert response.status_code == 302
+    assert ThemeJob.objects.get().status == "done"
+    text = html(client.get("/surveys/themes/"))
+    assert "Themes discovered:" in text and 'data-testid="theme-job"' not in text
 
 
 # --- contact policy --------------------------------------------------------------------------

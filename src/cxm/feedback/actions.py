@@ -20,10 +20,18 @@ from django.utils.text import slugify
 from cxm.core import audit, pii
 from cxm.core.audit import Actor
 from cxm.core.clock import now
-from cxm.core.errors import Conflict, InvalidInput, NotFound
+from cxm.core.errors import Conflict, CxmError, InvalidInput, NotFound
 from cxm.feedback import annotate, policy, queries, tasks, tokens
 from cxm.feedback import definition as survey_definition
-from cxm.feedback.models import Contact, ContactPolicy, Invitation, Response, Survey, Theme
+from cxm.feedback.models import (
+    Contact,
+    ContactPolicy,
+    Invitation,
+    Response,
+    Survey,
+    Theme,
+    ThemeJob,
+)
 from cxm.identity import queries as identity_queries
 from cxm.identity.models import Profile
 from cxm.ingest import actions as ingest_actions
@@ -565,42 +573,227 @@ def answer_invitation(token: str, answers: Mapping[str, Any], *, language: str =
 
 
 # -- themes ----------------------------------------------------------------------------------
+#
+# Discovery and re-sorting every comment take seconds at tens of thousands of comments, so the
+# web UI and the API only ask for them (request_discovery, edit_theme): a ThemeJob row is
+# written and tasks.run_theme_job runs it in the worker, which calls run_theme_job below. The
+# slow part (reading, discovering, matching) runs outside any transaction; the themes and their
+# links are then replaced in one transaction, so a failure leaves the previous ones whole.
+
+# A job queued or running longer than this is taken as lost (no worker, or it died mid-run):
+# the next request marks it failed and starts a new one.
+THEME_JOB_STALE = timedelta(hours=1)
+_LINK_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    job: ThemeJob
+    created: bool  # False: an equal job was queued or running already, and is returned
+
+
+@dataclass(frozen=True)
+class ThemeEdit:
+    theme: Theme
+    job: ThemeJob | None  # the re-sort of every comment, when the key words changed
+
+
+@dataclass(frozen=True)
+class _Sorted:
+    comments: int
+    links: int
+    created: list[Theme]
+    replaced: int
+
+
+def request_discovery(*, actor: Actor, max_themes: int = 12) -> JobRequest:
+    """Ask the worker to discover themes. While a discovery is queued or running, that job is
+    returned instead of a second one (a double click, a retried request)."""
+    if not 1 <= max_themes <= 50:
+        raise InvalidInput("max_themes: from 1 to 50", code="invalid_max_themes")
+    with transaction.atomic():
+        return _request_job("discover", actor=actor, max_themes=max_themes)
+
+
+def _request_job(kind: str, *, actor: Actor, max_themes: int = 12,
+                 theme_id: int | None = None) -> JobRequest:
+    """Inside a transaction: the job of ``kind`` that already waits (for a discovery: or runs),
+    or a new one, handed to the worker after commit."""
+    _retire_stale_jobs()
+    waiting = ThemeJob.objects.filter(kind=kind, status__in=(
+        ThemeJob.ACTIVE if kind == "discover" else ("queued",)))
+    existing = waiting.select_for_update().order_by("id").first()
+    if existing is not None:
+        return JobRequest(existing, False)
+    try:
+        with transaction.atomic():
+            job = ThemeJob.objects.create(kind=kind, requested_by=actor.label[:80],
+                                          max_themes=max_themes, theme_id=theme_id)
+    except IntegrityError:  # a concurrent request created it first
+        existing = waiting.order_by("id").first()
+        if existing is None:
+            raise Conflict("another theme job was just requested; try again",
+                           code="theme_job_busy") from None
+        return JobRequest(existing, False)
+    audit.record(actor, "theme.job_queued", "theme_job", str(job.id),
+                 {"kind": kind, "max_themes": max_themes, "theme": theme_id})
+    transaction.on_commit(lambda: tasks.run_theme_job(job.id))
+    return JobRequest(job, True)
+
+
+def _retire_stale_jobs() -> None:
+    cutoff = now() - THEME_JOB_STALE
+    ThemeJob.objects.filter(status="queued", created_at__lt=cutoff).update(
+        status="failed", finished_at=now(),
+        error="no worker picked it up within an hour (is `cxm worker` running?)")
+    ThemeJob.objects.filter(status="running", started_at__lt=cutoff).update(
+        status="failed", finished_at=now(), error="the worker stopped before it finished")
+
+
+def run_theme_job(job_id: int) -> ThemeJob:
+    """The worker's side of a job, acting as the person who asked for it. A job runs once:
+    one that is no longer queued (done, failed, retired, or taken by another worker) is left
+    alone. Any error is recorded on the job as ``failed``; themes and links stay as they were."""
+    claimed = ThemeJob.objects.filter(id=job_id, status="queued").update(
+        status="running", started_at=now())
+    job = ThemeJob.objects.filter(id=job_id).first()
+    if job is None:
+        raise NotFound(f"no theme job {job_id}", code="theme_job_not_found")
+    if not claimed:
+        logger.info("theme job %s is %s already; not run again", job_id, job.status)
+        return job
+    actor = Actor(job.requested_by)
+    try:
+        if job.kind == "discover":
+            _discover(actor=actor, max_themes=job.max_themes, job_id=job.id)
+        else:
+            _rematch(actor=actor, job_id=job.id)
+    except Exception as error:  # recorded for the analyst; the transaction rolled back
+        logger.exception("theme job %s (%s) failed", job_id, job.kind)
+        message = str(error) if isinstance(error, CxmError) else (
+            f"{type(error).__name__}: {error}")
+        with transaction.atomic():
+            ThemeJob.objects.filter(id=job_id).update(status="failed", finished_at=now(),
+                                                      error=message[:500])
+            audit.record(actor, "theme.job_failed", "theme_job", str(job_id),
+                         {"kind": job.kind, "error": type(error).__name__})
+    job.refresh_from_db()
+    return job
 
 
 def discover_themes(*, actor: Actor, max_themes: int = 12) -> list[Theme]:
-    """Find themes in every stored comment; analyst-edited themes are kept, the others are
-    replaced by what the data says now; then every comment is re-assigned."""
-    responses = list(Response.objects.exclude(comment="").only("id", "comment"))
-    texts = [pii.reveal(r.comment) for r in responses]
-    found = annotate.discover(texts, max_themes=max_themes)
-    with transaction.atomic():
-        stale = Theme.objects.filter(edited=False, merged_into__isnull=True)
-        removed = stale.count()
-        Theme.objects.filter(merged_into__in=stale).update(merged_into=None)
-        stale.delete()
-        kept = {t.name.lower() for t in Theme.objects.filter(merged_into__isnull=True)}
-        created = [Theme.objects.create(name=name, keywords=keywords)
-                   for name, keywords in found if name.lower() not in kept]
-        _reassign(responses, texts)
-        audit.record(actor, "theme.discover", "theme", "*",
-                     {"created": len(created), "replaced": removed, "comments": len(texts)})
-    return created
+    """Find themes in every stored comment, now (the demo loader and tests; the UI and API
+    ask the worker through :func:`request_discovery`). Analyst-edited themes are kept, the
+    others are replaced by what the data says now; then every comment is sorted again."""
+    return _discover(actor=actor, max_themes=max_themes).created
 
 
-def _reassign(responses: Sequence[Response] | None = None,
-              texts: Sequence[str] | None = None) -> int:
-    if responses is None:
-        responses = list(Response.objects.exclude(comment="").only("id", "comment"))
-        texts = [pii.reveal(r.comment) for r in responses]
-    themes = list(Theme.objects.filter(merged_into__isnull=True))
+def rematch_themes(*, actor: Actor) -> int:
+    """Sort every comment into the current themes again, now; returns the links written."""
+    return _rematch(actor=actor).links
+
+
+def _comments() -> tuple[list[uuid.UUID], list[str]]:
+    rows = Response.objects.exclude(comment="").values_list("id", "comment")
+    ids, texts = [], []
+    for response_id, comment in rows.iterator(chunk_size=2000):
+        ids.append(response_id)
+        texts.append(pii.reveal(comment))
+    return ids, texts
+
+
+def _sort(ids: Sequence[uuid.UUID], texts: Sequence[str], themes: Sequence[Theme]
+          ) -> dict[uuid.UUID, list[Theme]]:
+    match = annotate.theme_matcher(themes)
+    return {response_id: match(text) for response_id, text in zip(ids, texts, strict=True)}
+
+
+def _fingerprint(themes: Sequence[Theme]) -> list[tuple[int | None, str, list[Any]]]:
+    return [(t.id, t.name, sorted(t.keywords.items())) for t in themes]
+
+
+def _active_themes_locked() -> list[Theme]:
+    """Every active theme, locked until commit: link replacements and edits take turns."""
+    return list(Theme.objects.select_for_update().filter(merged_into__isnull=True)
+                .order_by("id"))
+
+
+def _replace_links(plan: dict[uuid.UUID, list[Theme]], themes: Sequence[Theme]) -> int:
+    """Inside the transaction: the links of every comment in ``plan`` become the planned ones;
+    comments that arrived since the plan was made are sorted here too."""
+    arrived = list(set(Response.objects.exclude(comment="").values_list("id", flat=True))
+                   - set(plan))
+    if arrived:
+        plan = dict(plan)
+        for start in range(0, len(arrived), _LINK_CHUNK):
+            rows = list(Response.objects.filter(id__in=arrived[start:start + _LINK_CHUNK])
+                        .values_list("id", "comment"))
+            plan.update(_sort([r[0] for r in rows], [pii.reveal(r[1]) for r in rows], themes))
     through = Response.themes.through
-    through.objects.filter(response_id__in=[r.id for r in responses]).delete()
-    links = []
-    for response, text in zip(responses, texts or [], strict=True):
-        for theme in annotate.matching_themes(text, themes):
-            links.append(through(response_id=response.id, theme_id=theme.id))
-    through.objects.bulk_create(links, batch_size=2000)
+    ids = list(plan)
+    for start in range(0, len(ids), _LINK_CHUNK):
+        through.objects.filter(response_id__in=ids[start:start + _LINK_CHUNK]).delete()
+    links = [through(response_id=response_id, theme_id=theme.id)
+             for response_id, matched in plan.items() for theme in matched]
+    through.objects.bulk_create(links, batch_size=2000, ignore_conflicts=True)
     return len(links)
+
+
+def _finish_job(job_id: int | None, sorted_: _Sorted) -> None:
+    if job_id is not None:
+        ThemeJob.objects.filter(id=job_id).update(
+            status="done", finished_at=now(), comments=sorted_.comments,
+            theme_links=sorted_.links, themes_created=len(sorted_.created),
+            themes_replaced=sorted_.replaced, error="")
+
+
+def _discover(*, actor: Actor, max_themes: int, job_id: int | None = None) -> _Sorted:
+    ids, texts = _comments()
+    found = annotate.discover(texts, max_themes=max_themes)
+
+    def plan_with(kept: list[Theme]) -> tuple[list[Theme], dict[uuid.UUID, list[Theme]]]:
+        names = {t.name.lower() for t in kept}
+        new = [Theme(name=name, keywords=keywords) for name, keywords in found
+               if name.lower() not in names]
+        return new, _sort(ids, texts, [*kept, *new])
+
+    kept = list(Theme.objects.filter(merged_into__isnull=True, edited=True).order_by("id"))
+    new, plan = plan_with(kept)
+    with transaction.atomic():
+        active = _active_themes_locked()
+        now_kept = [t for t in active if t.edited]
+        if _fingerprint(now_kept) != _fingerprint(kept):  # edited meanwhile: sort again
+            kept = now_kept
+            new, plan = plan_with(kept)
+        stale = [t.id for t in active if not t.edited]
+        Theme.objects.filter(merged_into__in=stale).update(merged_into=None)
+        Theme.objects.filter(id__in=stale).delete()
+        for theme in new:
+            theme.save(force_insert=True)
+        links = _replace_links(plan, [*kept, *new])
+        result = _Sorted(len(plan), links, new, len(stale))
+        audit.record(actor, "theme.discover", "theme", "*",
+                     {"created": len(new), "replaced": len(stale), "comments": len(texts),
+                      "job": job_id})
+        _finish_job(job_id, result)
+    return result
+
+
+def _rematch(*, actor: Actor, job_id: int | None = None) -> _Sorted:
+    ids, texts = _comments()
+    themes = list(Theme.objects.filter(merged_into__isnull=True).order_by("id"))
+    plan = _sort(ids, texts, themes)
+    with transaction.atomic():
+        active = _active_themes_locked()
+        if _fingerprint(active) != _fingerprint(themes):  # edited meanwhile: sort again
+            themes = active
+            plan = _sort(ids, texts, themes)
+        links = _replace_links(plan, themes)
+        result = _Sorted(len(plan), links, [], 0)
+        audit.record(actor, "theme.rematch", "theme", "*",
+                     {"comments": len(plan), "links": links, "job": job_id})
+        _finish_job(job_id, result)
+    return result
 
 
 def _theme(theme_id: int) -> Theme:
@@ -611,10 +804,15 @@ def _theme(theme_id: int) -> Theme:
 
 
 def edit_theme(theme_id: int, *, actor: Actor, name: str | None = None,
-               keywords: Sequence[str] | Mapping[str, float] | None = None) -> Theme:
+               keywords: Sequence[str] | Mapping[str, float] | None = None) -> ThemeEdit:
+    """Rename a theme or change its key words, at once. New key words change which comments
+    belong to it: that re-sort is a job for the worker (returned; one already waiting to start
+    is reused, since it reads the themes when it starts)."""
+    job = None
     with transaction.atomic():
         theme = _theme(theme_id)
         before = {"name": theme.name, "keywords": sorted(theme.keywords)}
+        weights = dict(theme.keywords)
         if name is not None:
             clean = survey_definition.clean_text(name, "name")
             if not clean or len(clean) > 120:
@@ -626,15 +824,16 @@ def edit_theme(theme_id: int, *, actor: Actor, name: str | None = None,
                 raise InvalidInput("keywords: give at least one word", code="invalid_keywords")
         theme.edited, theme.updated_at = True, now()
         theme.save()
-        if keywords is not None:
-            _reassign()
         audit.record(actor, "theme.edit", "theme", str(theme.id), {
             "before": before, "after": {"name": theme.name, "keywords": sorted(theme.keywords)}})
-    return theme
+        if theme.keywords != weights:
+            job = _request_job("rematch", actor=actor, theme_id=theme.id).job
+    return ThemeEdit(theme, job)
 
 
 def merge_themes(source_id: int, target_id: int, *, actor: Actor) -> Theme:
-    """Fold ``source`` into ``target``: its key words join the target's, its answers follow."""
+    """Fold ``source`` into ``target``: its key words join the target's, its answers follow
+    (their links are re-pointed in SQL; nothing is sorted again)."""
     if source_id == target_id:
         raise InvalidInput("choose two different themes to merge", code="same_theme")
     with transaction.atomic():
@@ -646,9 +845,13 @@ def merge_themes(source_id: int, target_id: int, *, actor: Actor) -> Theme:
         target.save()
         source.merged_into, source.updated_at = target, now()
         source.save()
-        _reassign()
+        through = Response.themes.through
+        has_target = through.objects.filter(theme_id=target.id).values("response_id")
+        moved = through.objects.filter(theme_id=source.id).exclude(
+            response_id__in=has_target).update(theme_id=target.id)
+        through.objects.filter(theme_id=source.id).delete()
         audit.record(actor, "theme.merge", "theme", str(target.id),
-                     {"merged": str(source.id), "keywords": len(merged)})
+                     {"merged": str(source.id), "keywords": len(merged), "answers": moved})
     return target
 
 

@@ -5,7 +5,7 @@ analytics names things."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,21 @@ def matching_themes(text: str, themes: Sequence[Theme]) -> list[Theme]:
     converted = [_as_text_theme(t) for t in themes]
     names = set(text_themes.assign_themes(text, converted))
     return [t for t in themes if t.name in names]
+
+
+def theme_matcher(themes: Sequence[Theme]) -> Callable[[str], list[Theme]]:
+    """``matching_themes`` for many texts against the same themes (converted once)."""
+    if not themes:
+        return lambda text: []
+    from cxm.text import themes as text_themes
+
+    converted = [_as_text_theme(t) for t in themes]
+
+    def match(text: str) -> list[Theme]:
+        names = set(text_themes.assign_themes(text, converted))
+        return [t for t in themes if t.name in names]
+
+    return match
 
 
 def discover(texts: Sequence[str], *, max_themes: int) -> list[tuple[str, dict[str, float]]]:

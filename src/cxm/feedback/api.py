@@ -14,7 +14,7 @@ from cxm.accounts.api_auth import actor_of, needs
 from cxm.core import audit
 from cxm.core.errors import InvalidInput
 from cxm.feedback import actions, queries
-from cxm.feedback.models import Invitation, Response, Survey, Theme
+from cxm.feedback.models import Invitation, Response, Survey, Theme, ThemeJob
 from cxm.feedback.schemas import (
     DiscoverIn,
     ErrorOut,
@@ -26,6 +26,8 @@ from cxm.feedback.schemas import (
     SurveyIn,
     SurveyOut,
     SurveyPatch,
+    ThemeEditOut,
+    ThemeJobOut,
     ThemeMergeIn,
     ThemeOut,
     ThemePatch,
@@ -160,11 +162,32 @@ def list_themes(request: HttpRequest) -> list[dict[str, Any]]:
              "volume": getattr(t, "volume", 0)} for t in queries.active_themes()]
 
 
-@router.post("/themes/discover", response={200: list[ThemeOut], **ERRORS}, auth=MANAGE,
-             summary="Discover themes in every comment (edited themes are kept)")
-def discover(request: HttpRequest, body: DiscoverIn) -> list[dict[str, Any]]:
-    actions.discover_themes(actor=actor_of(request), max_themes=body.max_themes)
-    return list_themes(request)
+def theme_job_out(job: ThemeJob) -> dict[str, Any]:
+    return {
+        "id": job.id, "kind": job.kind, "status": job.status, "requested_by": job.requested_by,
+        "created_at": job.created_at, "started_at": job.started_at,
+        "finished_at": job.finished_at, "comments": job.comments,
+        "theme_links": job.theme_links, "themes_created": job.themes_created,
+        "themes_replaced": job.themes_replaced, "error": job.error,
+        "links": {"self": f"/api/v1/themes/jobs/{job.id}", "themes": "/api/v1/themes"},
+    }
+
+
+@router.post("/themes/discover", response={202: ThemeJobOut, **ERRORS}, auth=MANAGE,
+             summary="Discover themes in every comment, in the background (edited themes are "
+                     "kept)",
+             description="Answers at once with the job; a worker (`cxm worker`) runs it. While "
+                         "a discovery is queued or running, that job is returned instead of a "
+                         "new one. Poll `links.self` until `status` is `done` or `failed`.")
+def discover(request: HttpRequest, body: DiscoverIn) -> Status:
+    requested = actions.request_discovery(actor=actor_of(request), max_themes=body.max_themes)
+    return Status(202, theme_job_out(requested.job))
+
+
+@router.get("/themes/jobs/{job_id}", response={200: ThemeJobOut, **ERRORS}, auth=READ,
+            summary="A theme job's status")
+def get_theme_job(request: HttpRequest, job_id: int) -> dict[str, Any]:
+    return theme_job_out(queries.theme_job(job_id))
 
 
 def _theme_out(theme: Theme) -> dict[str, Any]:
@@ -172,14 +195,17 @@ def _theme_out(theme: Theme) -> dict[str, Any]:
             "edited": theme.edited, "volume": theme.responses.count()}
 
 
-@router.patch("/themes/{theme_id}", response={200: ThemeOut, **ERRORS}, auth=MANAGE,
-              summary="Rename a theme or change its key words")
+@router.patch("/themes/{theme_id}", response={200: ThemeEditOut, **ERRORS}, auth=MANAGE,
+              summary="Rename a theme or change its key words",
+              description="The theme changes at once. New key words change which answers "
+                          "belong to it: `job` is the background re-sort of every comment.")
 def patch_theme(request: HttpRequest, theme_id: int, body: ThemePatch) -> dict[str, Any]:
     if body.name is None and body.keywords is None:
         raise InvalidInput("send name or keywords", code="nothing_to_change")
-    theme = actions.edit_theme(theme_id, actor=actor_of(request), name=body.name,
-                               keywords=body.keywords)
-    return _theme_out(theme)
+    edit = actions.edit_theme(theme_id, actor=actor_of(request), name=body.name,
+                              keywords=body.keywords)
+    return {**_theme_out(edit.theme),
+            "job": theme_job_out(edit.job) if edit.job is not None else None}
 
 
 @router.post("/themes/{theme_id}/merge", response={200: ThemeOut, **ERRORS}, auth=MANAGE,

@@ -148,3 +148,43 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"{self.survey_id} {self.score} {self.submitted_at:%Y-%m-%d}"
+
+
+class ThemeJob(models.Model):
+    """One run of theme work done by the worker (``tasks.run_theme_job``): a discovery, or
+    sorting every comment into the themes again after an analyst changed key words. At most one
+    discovery is queued or running, and at most one of each kind waits in the queue (the
+    constraints below; ``actions.request_discovery`` hands back the existing job instead)."""
+
+    KIND_CHOICES = [("discover", "Discover themes"), ("rematch", "Sort comments again")]
+    STATUS_CHOICES = [("queued", "Queued"), ("running", "Running"), ("done", "Done"),
+                      ("failed", "Failed")]
+    ACTIVE = ("queued", "running")
+
+    kind = models.CharField(max_length=10, choices=KIND_CHOICES)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default="queued")
+    requested_by = models.CharField(max_length=80, help_text="the actor: the task acts as them")
+    max_themes = models.PositiveSmallIntegerField(default=12)
+    theme_id = models.BigIntegerField(null=True, blank=True,
+                                      help_text="the edited theme that asked for a re-sort")
+    created_at = models.DateTimeField(default=now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    comments = models.PositiveIntegerField(default=0, help_text="comments sorted")
+    theme_links = models.PositiveIntegerField(default=0, help_text="answer–theme links written")
+    themes_created = models.PositiveIntegerField(default=0)
+    themes_replaced = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(kind="discover", status__in=["queued",
+                                                                                 "running"]),
+                name="theme_job_one_discovery"),
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(status="queued"),
+                                    name="theme_job_one_queued_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"

@@ -17,7 +17,15 @@ from cxm.core import pii
 from cxm.core.errors import NotFound
 from cxm.feedback import definition as survey_definition
 from cxm.feedback import policy
-from cxm.feedback.models import Contact, ContactPolicy, Invitation, Response, Survey, Theme
+from cxm.feedback.models import (
+    Contact,
+    ContactPolicy,
+    Invitation,
+    Response,
+    Survey,
+    Theme,
+    ThemeJob,
+)
 from cxm.feedback.tokens import nonce_of
 from cxm.identity import queries as identity_queries
 from cxm.identity.models import Profile
@@ -324,6 +332,23 @@ def canonical_theme_names() -> dict[int, str]:
 def active_themes() -> QuerySet[Theme]:
     return Theme.objects.filter(merged_into__isnull=True).annotate(
         volume=Count("responses")).order_by("-volume", "name")
+
+
+def theme_job(job_id: int) -> ThemeJob:
+    job = ThemeJob.objects.filter(id=job_id).first()
+    if job is None:
+        raise NotFound(f"no theme job {job_id}", code="theme_job_not_found")
+    return job
+
+
+def theme_job_to_show() -> ThemeJob | None:
+    """What the themes page reports: the oldest job still queued or running (the next to
+    finish), else the latest job if it failed (until a later one succeeds)."""
+    active = ThemeJob.objects.filter(status__in=ThemeJob.ACTIVE).order_by("id").first()
+    if active is not None:
+        return active
+    latest = ThemeJob.objects.order_by("-id").first()
+    return latest if latest is not None and latest.status == "failed" else None
 
 
 def invitation_counts(survey: Survey) -> dict[str, int]:

@@ -106,6 +106,29 @@ class ThemeOut(Schema):
     volume: int
 
 
+class ThemeJobOut(Schema):
+    id: int
+    kind: str = Field(..., description="discover, or rematch (sorting every comment into the "
+                                       "themes again after key words changed)")
+    status: str = Field(..., description="queued, running, done or failed")
+    requested_by: str = Field(..., description="the actor who asked, as in the audit log")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    comments: int = Field(..., description="comments sorted (when done)")
+    theme_links: int = Field(..., description="answer–theme links written (when done)")
+    themes_created: int
+    themes_replaced: int
+    error: str = Field(..., description="why it failed; themes and links were left as before")
+    links: dict[str, str] = Field(..., description="self: this job's status; themes: the list")
+
+
+class ThemeEditOut(ThemeOut):
+    job: ThemeJobOut | None = Field(
+        None, description="the re-sort of every comment, when the key words changed; until "
+                          "it is done, volume counts the answers sorted with the old ones")
+
+
 class ThemePatch(Schema):
     name: str | None = None
     keywords: list[str] | None = None

@@ -1,5 +1,6 @@
-"""Background work of the feedback app: sending email invitations, and inviting people after
-the events a survey is triggered by. Both are idempotent, so huey may retry them."""
+"""Background work of the feedback app: sending email invitations, inviting people after the
+events a survey is triggered by, and theme jobs (discovery, sorting comments again). All are
+idempotent, so huey may retry them."""
 
 from __future__ import annotations
 
@@ -40,6 +41,15 @@ def record_event_answers(event_ids: list[int]) -> int:
     from cxm.feedback import actions
 
     return actions.record_event_answers(event_ids, actor=Actor("survey-events")).recorded
+
+
+@db_task(name="cxm.feedback.run_theme_job")
+def run_theme_job(job_id: int) -> str:
+    """A ``ThemeJob`` (feedback.actions.run_theme_job): runs once, records its own failure, so
+    it is not retried; a second delivery of the same task finds the job taken and does nothing."""
+    from cxm.feedback import actions
+
+    return actions.run_theme_job(job_id).status
 
 
 _TRIGGER_TTL = 15.0  # seconds a process keeps its list of triggered surveys

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -24,7 +25,7 @@ from cxm.core.audit import Actor
 from cxm.core.clock import now
 from cxm.core.errors import CxmError, NotFound
 from cxm.feedback import actions, policy, queries
-from cxm.feedback.models import Invitation, Response, Survey
+from cxm.feedback.models import Invitation, Response, Survey, ThemeJob
 from cxm.identity import queries as identity_queries
 from cxm.identity.models import Profile
 from cxm.metrics import kpi
@@ -539,20 +540,75 @@ def themes(request: HttpRequest) -> HttpResponse:
     return render(request, "cxm/surveys/themes.html", {
         "nav": "surveys", "tab": "themes", "cards": cards, "can_verbatims": can_verbatims,
         "comments": Response.objects.exclude(comment="").count(),
+        **_job_context(queries.theme_job_to_show()),
     })
+
+
+def _requester(label: str) -> str:
+    """Who asked for a job, as people know them: the user's name, or the API key's prefix."""
+    kind, _, ident = label.partition(":")
+    if kind == "user" and ident.isdigit():
+        user = get_user_model().objects.filter(pk=int(ident)).first()
+        if user is not None:
+            return str(user.get_username())
+    if kind == "key":
+        return f"API key {ident}"
+    return label
+
+
+def _job_context(job: ThemeJob | None) -> dict[str, Any]:
+    return {"job": job, "job_by": _requester(job.requested_by) if job else ""}
+
+
+def _job_outcome(request: HttpRequest, job: ThemeJob) -> None:
+    """The message for a finished job, shown on the next page."""
+    if job.status == "failed":
+        what = "Theme discovery" if job.kind == "discover" else "Sorting the comments again"
+        messages.error(request, f"{what} failed: {job.error.rstrip('.')}. The themes and "
+                                "their answers are as they were.")
+    elif job.kind == "discover":
+        messages.success(request, f"Themes discovered: {job.themes_created} new. Themes you "
+                                  "edited were kept, and every comment was sorted again.")
+    else:
+        messages.success(request, "Every comment was sorted into the themes again.")
 
 
 @require_POST
 @requires("surveys.manage")
 def themes_discover(request: HttpRequest) -> HttpResponse:
     try:
-        created = actions.discover_themes(actor=_actor(request))
+        requested = actions.request_discovery(actor=_actor(request))
     except CxmError as error:
         messages.error(request, error.message)
-    else:
-        messages.success(request, f"Themes discovered: {len(created)} new. Themes you edited "
-                                  "were kept, and every comment was sorted again.")
+        return redirect("survey-themes")
+    job = queries.theme_job(requested.job.id)  # with CXM_QUEUE=immediate it has run already
+    if job.status in {"done", "failed"}:
+        _job_outcome(request, job)
+    elif not requested.created:
+        messages.info(request, f"Themes are being discovered already (asked by "
+                               f"{_requester(job.requested_by)}); this page shows when they "
+                               "are ready.")
     return redirect("survey-themes")
+
+
+@require_safe
+@requires("surveys.read")
+def theme_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The themes page's status line, polled by htmx every 2 s while the job is queued or
+    running. Done: the page reloads (``HX-Refresh``) to show the new themes; failed: the
+    reason, and the polling stops (the fragment comes back without its trigger)."""
+    try:
+        job = queries.theme_job(job_id)
+    except NotFound:
+        raise Http404("no such theme job") from None
+    if not is_htmx(request):  # opened as a page: the themes page shows the same line
+        return redirect("survey-themes")
+    if job.status == "done":
+        _job_outcome(request, job)
+        response = HttpResponse('<div id="theme-job" hidden></div>')
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "cxm/surveys/partials/theme_job.html", _job_context(job))
 
 
 @require_POST
@@ -575,13 +631,17 @@ def theme_edit(request: HttpRequest, theme_id: int) -> HttpResponse:
         messages.info(request, f"Nothing changed in “{current.name}”.")
         return redirect("survey-themes")
     try:
-        theme = actions.edit_theme(theme_id, actor=_actor(request), **changes)
+        edit = actions.edit_theme(theme_id, actor=_actor(request), **changes)
     except CxmError as error:
         messages.error(request, f"Could not change “{current.name}”: {error.message}")
-    else:
-        messages.success(request, f"Theme “{theme.name}” saved."
-                         + (" Comments were sorted again with its new key words."
-                            if "keywords" in changes else ""))
+        return redirect("survey-themes")
+    note = ""
+    if edit.job is not None:
+        job = queries.theme_job(edit.job.id)  # with CXM_QUEUE=immediate it has run already
+        note = {"done": " Comments were sorted again with its new key words.",
+                "failed": f" Sorting the comments again failed: {job.error}"}.get(
+            job.status, " Comments are being sorted again with its new key words.")
+    messages.success(request, f"Theme “{edit.theme.name}” saved.{note}")
     return redirect("survey-themes")
 
 

@@ -33,6 +33,7 @@ urlpatterns = [
     path("surveys/new/", survey_views.survey_new, name="survey-new"),
     path("surveys/themes/", survey_views.themes, name="survey-themes"),
     path("surveys/themes/discover/", survey_views.themes_discover, name="survey-themes-discover"),
+    path("surveys/themes/jobs/<int:job_id>/", survey_views.theme_job, name="survey-theme-job"),
     path("surveys/themes/<int:theme_id>/edit/", survey_views.theme_edit, name="survey-theme-edit"),
     path("surveys/themes/<int:theme_id>/merge/", survey_views.theme_merge,
          name="survey-theme-merge"),
