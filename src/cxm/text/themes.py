@@ -12,6 +12,7 @@ share :func:`terms`, so they see the same words. Quality against labelled texts:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -293,6 +294,7 @@ def discover_themes(texts: Sequence[str], max_themes: int = DEFAULT_MAX_THEMES) 
     return themes
 
 
+@functools.lru_cache(maxsize=8192)  # called per key word per text when sorting comments
 def normalise_term(term: str) -> str:
     """A keyword as :func:`terms` would produce it, so that one an analyst typed ("Cards",
     "late deliveries") still matches."""
