@@ -29,10 +29,8 @@ def analyze_texts(texts: Sequence[str], *, max_themes: int = DEFAULT_MAX_THEMES,
     given (e.g. themes an analyst has edited); ``max_themes=0`` turns them off."""
     if themes is None:
         themes = discover_themes(texts, max_themes) if max_themes > 0 else []
-    model = sentiment.load_model()
     results = []
-    for text in texts:
-        polarity = model.classify(text)
+    for text, polarity in zip(texts, sentiment.classify_many(texts), strict=True):
         results.append(Analysis(
             text=text,
             sentiment=polarity.label,

@@ -73,6 +73,12 @@ class RotationResult:
     # Neutral held-out texts that contain a polarity word ("lost", "stolen", "great"):
     # the share of them each system still calls neutral.
     neutral_with_polarity_words: dict[str, Any] = field(default_factory=dict)
+    # "cascade" (the linear model + the rotation's transformer, as shipped) or "linear" (no
+    # transformer trained without this rotation's corpora was found). For a cascade, ``linear``
+    # scores the linear model alone and ``routed`` is the share the transformer decided.
+    system: str = "linear"
+    linear: dict[str, Any] = field(default_factory=dict)
+    routed: float = 0.0
 
     @property
     def margin(self) -> float:
@@ -100,6 +106,11 @@ class EvaluationReport:
         }
 
 
+# Per-rotation transformers live with the tests in a source checkout (~19 MB each; the wheel
+# ships only the one trained on every corpus).
+EVAL_TRANSFORMERS_DIR = Path(__file__).resolve().parents[3] / "tests" / "text" / "models"
+
+
 def run_evaluation(
     data_dir: Path,
     *,
@@ -109,13 +120,18 @@ def run_evaluation(
     embeddings: StaticEmbeddings | None = None,
     use_embeddings: bool = True,
     synthetic: bool = True,
+    transformers_dir: Path | None = EVAL_TRANSFORMERS_DIR,
 ) -> EvaluationReport:
     """``embeddings`` defaults to the shipped static embedding table: it is distilled from the
     transformer's vocabulary alone (no corpus, no label), so every rotation may share it.
     ``use_embeddings=False`` evaluates the sparse-only model (format 1's design).
     ``synthetic=False`` leaves our synthetic CX comments out of every training set (they are
-    never in a test set)."""
+    never in a test set). ``transformers_dir`` holds one transformer per rotation, fine-tuned
+    without that rotation's corpora (``sentiment_transformer-<review>.onnx``); where one is
+    found the rotation scores the shipped design, the cascade, and the linear model alone
+    beside it."""
     from cxm.text import sentiment, train
+    from cxm.text.transformer import TransformerClassifier
 
     corpora = dict(corpora) if corpora is not None else train.load_corpora(data_dir)
     if not synthetic:
@@ -138,7 +154,15 @@ def run_evaluation(
                           embeddings, embedding_cache)
         test = train.test_set(corpora, (review, intent))
         gold = [example.label for example in test]
-        ours = [model.classify(example.text).label for example in test]
+        linear = [model.classify(example.text).label for example in test]
+        ours, system, routed = linear, "linear", 0.0
+        path = (transformers_dir / f"sentiment_transformer-{review}.onnx"
+                if transformers_dir is not None else None)
+        if path is not None and path.exists():
+            cascade = sentiment.CascadeModel(model, TransformerClassifier(path))
+            texts = [example.text for example in test]
+            ours = [result.label for result in cascade.classify_many(texts)]
+            system, routed = "cascade", round(cascade.routed(texts), 4)
         baseline = [vader(example.text) for example in test]
         polar = [
             i for i, example in enumerate(test)
@@ -152,6 +176,9 @@ def run_evaluation(
                 [train.SYNTHETIC_DOMAIN] if train.SYNTHETIC_DOMAIN in corpora else []),
             c=c,
             ours=scores(gold, ours),
+            system=system,
+            linear=scores(gold, linear) if system != "linear" else {},
+            routed=routed,
             vader=scores(gold, baseline),
             neutral_with_polarity_words={
                 "n": len(polar),
@@ -167,21 +194,24 @@ def run_evaluation(
 
 def markdown_table(report: EvaluationReport) -> list[str]:
     lines = [
-        "| held out (pos/neg + neutral) | n | ours macro-F1 | VADER macro-F1 | margin "
+        "| held out (pos/neg + neutral) | n | ours | ours macro-F1 | VADER macro-F1 | margin "
         "| ours acc. | VADER acc. | ours F1 neg/neu/pos | VADER F1 neg/neu/pos "
         "| polar neutrals kept neutral (ours / VADER) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.rotations:
         polar = r.neutral_with_polarity_words
+        system = (f"cascade ({r.routed:.0%} to the transformer; linear alone "
+                  f"{r.linear['macro_f1']:.3f})" if r.system == "cascade" else "linear")
         lines.append(
-            f"| {r.held_out[0]} + {r.held_out[1]} | {r.ours['n']:,} | {r.ours['macro_f1']:.3f} "
+            f"| {r.held_out[0]} + {r.held_out[1]} | {r.ours['n']:,} | {system} "
+            f"| {r.ours['macro_f1']:.3f} "
             f"| {r.vader['macro_f1']:.3f} | {r.margin:+.3f} | {r.ours['accuracy']:.3f} "
             f"| {r.vader['accuracy']:.3f} | {_f1s(r.ours)} | {_f1s(r.vader)} "
             f"| {polar['ours_neutral_share']:.2f} / {polar['vader_neutral_share']:.2f} "
             f"(n={polar['n']}) |")
     lines.append(
-        f"| **mean** | | **{report.mean('ours', 'macro_f1'):.3f}** "
+        f"| **mean** | | | **{report.mean('ours', 'macro_f1'):.3f}** "
         f"| **{report.mean('vader', 'macro_f1'):.3f}** "
         f"| **{report.mean('ours', 'macro_f1') - report.mean('vader', 'macro_f1'):+.3f}** "
         f"| {report.mean('ours', 'accuracy'):.3f} | {report.mean('vader', 'accuracy'):.3f} "
