@@ -84,3 +84,54 @@ def test_concurrent_retries_are_counted_as_duplicates() -> None:
     assert sum(r.duplicates for r in results) == THREADS - 1
     counts = {(o.outcome, o.reason): o.count for o in Outcome.objects.all()}
     assert counts == {("accepted", ""): 1, ("duplicate", ""): THREADS - 1}
+
+
+def _person_stream(people: int) -> list[dict[str, Any]]:
+    """Each person browses on two devices, then signs in on each (which merges the device's
+    profile into theirs); one busy person sends a page view in every stretch of the stream,
+    so most batches carry both a merge and the busy person's identifiers."""
+    stream: list[dict[str, Any]] = []
+    for step in range(3):
+        for p in range(people):
+            for device in ("a", "b"):
+                anonymous = f"dev-{p}-{device}"
+                if step < 2:
+                    stream.append({"type": "track", "event": "Viewed", "anonymousId": anonymous,
+                                   "messageId": f"m-{p}-{device}-{step}"})
+                else:
+                    stream.append({"type": "identify", "userId": f"user-{p}",
+                                   "anonymousId": anonymous, "messageId": f"m-{p}-{device}-id"})
+            stream.append({"type": "page", "name": "Home", "userId": "busy",
+                           "anonymousId": "busy-device", "messageId": f"busy-{step}-{p}"})
+    return stream
+
+
+def test_concurrent_batches_that_merge_people_end_consistent() -> None:
+    people = 24
+    stream = _person_stream(people)
+    size = 10
+    batches = [stream[i:i + size] for i in range(0, len(stream), size)]
+
+    def send(thread: int) -> int:
+        accepted = 0
+        for batch in batches[thread::THREADS]:
+            accepted += actions.ingest(batch, actor=Actor("key:threads"),
+                                       source="key:threads").accepted
+        return accepted
+
+    assert sum(run_together(send)) == len(stream)
+    profiles = live()
+    assert len(profiles) == people + 1  # every person and the busy one, once each
+    for profile in profiles:
+        stored = Event.objects.filter(profile_id=profile.id).count()
+        kinds = sorted(Identity.objects.filter(profile=profile).values_list("kind", flat=True))
+        if Event.objects.filter(profile_id=profile.id, type="page").exists():  # the busy one
+            assert (stored, kinds) == (people * 3, ["anonymous_id", "user_id"])
+        else:
+            assert (stored, kinds) == (6, ["anonymous_id", "anonymous_id", "user_id"])
+        assert profile.event_count == stored
+        assert sum(queries.channel_counts(profile).values()) == stored
+    merged = set(Profile.objects.filter(merged_into__isnull=False).values_list("id", flat=True))
+    assert not Event.objects.filter(profile_id__in=merged).exists()
+    assert not Identity.objects.filter(profile_id__in=merged).exists()
+    assert Event.objects.count() == len(stream)
