@@ -59,3 +59,23 @@ def browser_type_launch_args() -> dict[str, Any]:
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"],
     }
+
+
+@pytest.fixture
+def config_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Callable[..., Any]:
+    """``config.load()`` under the given environment (and nothing else that is CXM_)."""
+    import os
+
+    from cxm import config
+
+    for name in list(os.environ):
+        if name.startswith("CXM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
+
+    def load(**variables: str) -> config.Config:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return config.load()
+
+    return load

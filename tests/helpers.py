@@ -7,10 +7,15 @@ those columns for plaintext; they ask the way the API and the web UI do.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import connection
 
@@ -91,3 +96,37 @@ def run_together(work: Callable[[int], Any], count: int = THREADS) -> list[Any]:
     assert not any(t.is_alive() for t in threads), "a thread hung"
     assert not errors, errors
     return results
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process_env(tmp_path: Path, name: str, *, drop: tuple[str, ...] = ()
+                ) -> Iterator[dict[str, str]]:
+    """Environment for a separate cxm process: a fresh data dir and, on PostgreSQL, a database
+    of its own (``<name>_<random>``, dropped afterwards). Variables starting with ``drop`` (and
+    pytest's own) are left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", *drop))}
+    env["CXM_DATA_DIR"] = str(tmp_path / "data")
+    env["DJANGO_SETTINGS_MODULE"] = "cxm.settings"
+    url = os.environ.get("CXM_DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield env
+        return
+    import psycopg
+
+    database = f"{name}_{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    env["CXM_DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
+    try:
+        yield env
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

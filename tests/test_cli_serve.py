@@ -15,21 +15,19 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from cxm import config
+from tests.helpers import free_port, process_env
 
 SEPARATOR = b"\n" + b"-" * 79 + b"\n"  # Django's file backend ends every message with it
 DEFINITION = {"title": "How did we do?", "questions": [
@@ -37,12 +35,6 @@ DEFINITION = {"title": "How did we do?", "questions": [
 
 
 # --- helpers: a real server in its own process --------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def alive(pid: int) -> bool:
@@ -91,30 +83,10 @@ def plain_text(message: email.message.EmailMessage) -> str:
 def server_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for a separate cxm process: a fresh data dir and database (a database of
     its own on PostgreSQL), the SQLite queue and the file email backend."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST", "CXM_QUEUE", "CXM_SMTP_", "CXM_EMAIL_"))}
-    env["CXM_DATA_DIR"] = str(tmp_path / "data")
-    env["CXM_EMAIL_BACKEND"] = "file"
-    env["DJANGO_SETTINGS_MODULE"] = "cxm.settings"
-    url = os.environ.get("CXM_DATABASE_URL", "")
-    database = None
-    if url.startswith("postgres"):
-        import psycopg
-
-        database = f"cxm_serve_{uuid.uuid4().hex[:10]}"
-        parts = urlsplit(url)
-        admin_url = urlunsplit(parts._replace(path="/postgres"))
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
-        env["CXM_DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
-    try:
+    with process_env(tmp_path, "cxm_serve",
+                     drop=("CXM_QUEUE", "CXM_SMTP_", "CXM_EMAIL_")) as env:
+        env["CXM_EMAIL_BACKEND"] = "file"
         yield env
-    finally:
-        if database is not None:
-            import psycopg
-
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 class Server:
@@ -333,43 +305,27 @@ def test_the_file_backend_writes_a_readable_invitation(settings: Any, tmp_path: 
 # --- settings ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., config.Config]:
-    """``config.load()`` under the given environment (and nothing else that is CXM_)."""
-    for name in list(os.environ):
-        if name.startswith("CXM_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
-
-    def load(**variables: str) -> config.Config:
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-        return config.load()
-
-    return load
-
-
-def test_email_backend_setting(env: Callable[..., config.Config], tmp_path: Path) -> None:
-    assert env().email_backend == "smtp"
-    loaded = env(CXM_EMAIL_BACKEND="File")
+def test_email_backend_setting(config_env: Callable[..., config.Config], tmp_path: Path) -> None:
+    assert config_env().email_backend == "smtp"
+    loaded = config_env(CXM_EMAIL_BACKEND="File")
     assert loaded.email_backend == "file" and loaded.outbox_dir == tmp_path / "outbox"
     with pytest.raises(config.ConfigError, match="CXM_EMAIL_BACKEND"):
-        env(CXM_EMAIL_BACKEND="sendmail")
+        config_env(CXM_EMAIL_BACKEND="sendmail")
 
 
-def test_production_refuses_the_file_backend(env: Callable[..., config.Config]) -> None:
+def test_production_refuses_the_file_backend(config_env: Callable[..., config.Config]) -> None:
     with pytest.raises(config.ConfigError, match="CXM_EMAIL_BACKEND"):
-        env(CXM_PRODUCTION="true", CXM_SECRET_KEY="k" * 48, CXM_ALLOWED_HOSTS="cx.example",
+        config_env(CXM_PRODUCTION="true", CXM_SECRET_KEY="k" * 48, CXM_ALLOWED_HOSTS="cx.example",
             CXM_EMAIL_BACKEND="file")
 
 
 def test_the_demo_writes_mail_to_the_outbox_unless_smtp_is_configured(
-    env: Callable[..., config.Config],
+    config_env: Callable[..., config.Config],
 ) -> None:
     fresh: dict[str, str] = {}
     assert config.use_demo_defaults("0.0.0.0", 8099, fresh) == ["CXM_EMAIL_BACKEND",
                                                               "CXM_BASE_URL"]
-    loaded = env(**fresh)
+    loaded = config_env(**fresh)
     assert loaded.email_backend == "file" and loaded.base_url == "http://127.0.0.1:8099"
 
     configured = {"CXM_SMTP_HOST": "mail.example.com", "CXM_BASE_URL": "https://cx.example.com"}

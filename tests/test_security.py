@@ -122,26 +122,8 @@ GOOD = {"CXM_PRODUCTION": "true", "CXM_SECRET_KEY": "k" * 48,
         "CXM_ALLOWED_HOSTS": "cx.example.com"}
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., config.Config]:
-    """``config.load()`` under the given environment (and nothing else that is CXM_)."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("CXM_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CXM_DATA_DIR", str(tmp_path))
-
-    def load(**variables: str) -> config.Config:
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-        return config.load()
-
-    return load
-
-
-def test_production_accepts_safe_settings(env: Callable[..., config.Config]) -> None:
-    loaded = env(**GOOD)
+def test_production_accepts_safe_settings(config_env: Callable[..., config.Config]) -> None:
+    loaded = config_env(**GOOD)
     assert loaded.production and not loaded.debug
     assert loaded.allowed_hosts == ["cx.example.com"]
 
@@ -155,14 +137,14 @@ def test_production_accepts_safe_settings(env: Callable[..., config.Config]) -> 
     ({"CXM_ALLOWED_HOSTS": "*"}, "CXM_ALLOWED_HOSTS"),
     ({"CXM_ALLOWED_HOSTS": "cx.example.com,*"}, "CXM_ALLOWED_HOSTS"),
 ])
-def test_production_refuses_unsafe_settings(env: Callable[..., config.Config],
+def test_production_refuses_unsafe_settings(config_env: Callable[..., config.Config],
                                             changes: dict[str, str], variable: str) -> None:
     with pytest.raises(config.ConfigError, match=variable):
-        env(**{**GOOD, **changes})
+        config_env(**{**GOOD, **changes})
 
 
-def test_development_allows_the_defaults(env: Callable[..., config.Config]) -> None:
-    loaded = env(CXM_DEBUG="true")
+def test_development_allows_the_defaults(config_env: Callable[..., config.Config]) -> None:
+    loaded = config_env(CXM_DEBUG="true")
     assert loaded.secret_key == config.DEFAULT_SECRET and loaded.debug
     assert loaded.ingest_rate_limit == 20_000 and loaded.ingest_rate_burst == 40_000
 
@@ -173,16 +155,16 @@ def test_development_allows_the_defaults(env: Callable[..., config.Config]) -> N
     ({"CXM_INGEST_RATE_LIMIT": "nan"}, "CXM_INGEST_RATE_LIMIT"),
     ({"CXM_INGEST_RATE_BURST": "-5"}, "CXM_INGEST_RATE_BURST"),
 ])
-def test_bad_rate_limits_are_refused(env: Callable[..., config.Config],
+def test_bad_rate_limits_are_refused(config_env: Callable[..., config.Config],
                                      variables: dict[str, str], message: str) -> None:
     with pytest.raises(config.ConfigError, match=message):
-        env(**variables)
+        config_env(**variables)
 
 
-def test_rate_limit_settings(env: Callable[..., config.Config]) -> None:
-    loaded = env(CXM_INGEST_RATE_LIMIT="50", CXM_INGEST_RATE_BURST="500")
+def test_rate_limit_settings(config_env: Callable[..., config.Config]) -> None:
+    loaded = config_env(CXM_INGEST_RATE_LIMIT="50", CXM_INGEST_RATE_BURST="500")
     assert (loaded.ingest_rate_limit, loaded.ingest_rate_burst) == (50, 500)
-    assert env(CXM_INGEST_RATE_LIMIT="0").ingest_rate_limit == 0
+    assert config_env(CXM_INGEST_RATE_LIMIT="0").ingest_rate_limit == 0
 
 
 def test_a_production_server_will_not_start_with_the_default_secret(tmp_path: Path) -> None:

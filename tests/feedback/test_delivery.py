@@ -12,7 +12,6 @@ import email.policy
 import logging
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,6 +26,7 @@ from cxm.core.audit import Actor
 from cxm.feedback import actions, tasks
 from cxm.feedback.models import Invitation, Response, Survey
 from cxm.identity import queries as identity_queries
+from tests.helpers import free_port
 from tests.web.test_public_survey import (
     DEFINITION,
     Respondent,
@@ -71,12 +71,6 @@ class Mailbox:
         body = message.get_body(preferencelist=("plain",))
         assert body is not None
         return str(body.get_content())
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

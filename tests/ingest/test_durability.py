@@ -7,20 +7,19 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.helpers import free_port, process_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,37 +27,11 @@ BATCHES = 60
 PER_BATCH = 50
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for a separate cxm process with its own fresh database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env["CXM_DATA_DIR"] = str(tmp_path / "data")
-    env["DJANGO_SETTINGS_MODULE"] = "cxm.settings"
-    url = os.environ.get("CXM_DATABASE_URL", "")
-    database = None
-    if url.startswith("postgres"):
-        import psycopg
-
-        database = f"cxm_durability_{uuid.uuid4().hex[:10]}"
-        parts = urlsplit(url)
-        admin_url = urlunsplit(parts._replace(path="/postgres"))
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
-        env["CXM_DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{database}"))
-    try:
+    with process_env(tmp_path, "cxm_durability") as env:
         yield env
-    finally:
-        if database is not None:
-            import psycopg
-
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def cxm(env: dict[str, str], *args: str) -> str:
@@ -127,6 +100,7 @@ django.setup()
 from django.db.models import Sum
 from cxm.ingest.models import Event
 from cxm.identity.models import Profile
+from tests.helpers import process_env
 ids = list(Event.objects.values_list("message_id", flat=True))
 print(json.dumps({
     "ids": ids,
