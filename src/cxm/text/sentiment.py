@@ -49,6 +49,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cxm.text.transformer import LABELS as TRANSFORMER_LABELS
+from cxm.text.transformer import TransformerClassifier
+from cxm.text.transformer import load as load_transformer
+
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MODEL_PATH = MODELS_DIR / "sentiment.npz"
@@ -396,7 +400,7 @@ class CascadeModel:
     """The linear model first; texts it is not confident about go to the transformer."""
 
     linear: SentimentModel
-    transformer: Any  # cxm.text.transformer.TransformerClassifier (typed loosely: lazy import)
+    transformer: TransformerClassifier
     confident: float = CONFIDENT
 
     def classify_many(self, texts: Sequence[str]) -> list[SentimentResult]:
@@ -404,8 +408,6 @@ class CascadeModel:
         unsure = [i for i, p in enumerate(probabilities) if float(p.max()) < self.confident]
         decided: dict[int, npt.NDArray[Any]] = {}
         if unsure:
-            from cxm.text.transformer import LABELS as TRANSFORMER_LABELS
-
             order = [TRANSFORMER_LABELS.index(label) for label in self.linear.labels]
             found = self.transformer.probabilities([texts[i] for i in unsure])
             decided = {i: found[row][order] for row, i in enumerate(unsure)}
@@ -436,9 +438,7 @@ def _result(labels: Sequence[str], probs: npt.NDArray[Any]) -> SentimentResult:
 @functools.cache
 def load_cascade() -> CascadeModel:
     """The shipped linear model and transformer, read once per process."""
-    from cxm.text import transformer
-
-    return CascadeModel(load_model(), transformer.load())
+    return CascadeModel(load_model(), load_transformer())
 
 
 @functools.cache
